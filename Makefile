@@ -1,0 +1,54 @@
+# taskboard — one command to run it, one to test it.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: install run test lint typecheck pytest test-postgres bench messages clean
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "taskboard needs Python 3.11 or newer")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(VENV)/.installed
+
+## make run: migrate, then the web server and a Celery worker together (Ctrl-C stops both).
+run: install
+	$(BIN)/python manage.py migrate --noinput
+	@trap 'kill 0' INT TERM EXIT; \
+	$(BIN)/celery -A sgm worker -l INFO -c 2 & \
+	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+## make test: linters, type check and the whole suite (SQLite unless DATABASE_URL is set).
+test: lint typecheck pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy .
+
+pytest: install
+	$(BIN)/pytest
+
+## make test-postgres: the suite again on PostgreSQL.
+test-postgres: install
+	DATABASE_URL=$(POSTGRES_URL) $(BIN)/pytest
+
+## make bench: tracking overhead against untracked and django-celery-results (PostgreSQL).
+bench: install
+	$(BIN)/python bench/tracking_overhead.py
+
+## make messages: refresh and compile the Spanish and English catalogs (needs GNU gettext).
+messages: install
+	$(BIN)/python manage.py makemessages -l es -l en --ignore='.venv/*' --ignore='tests/*' --ignore='bench/*'
+	$(BIN)/python manage.py compilemessages --ignore='.venv/*'
+
+clean:
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache
