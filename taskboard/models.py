@@ -1,0 +1,225 @@
+"""The durable records: one TaskExecution per Celery task id, plus templates and notifications."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class TaskState(models.TextChoices):
+    PENDING = "PENDING", _("Pending")
+    RECEIVED = "RECEIVED", _("Received")
+    STARTED = "STARTED", _("Started")
+    PROGRESS = "PROGRESS", _("In progress")
+    RETRY = "RETRY", _("Retrying")
+    SUCCESS = "SUCCESS", _("Succeeded")
+    FAILURE = "FAILURE", _("Failed")
+    REVOKED = "REVOKED", _("Revoked")
+    LOST = "LOST", _("Lost")
+
+
+TERMINAL_STATES: frozenset[str] = frozenset(
+    {TaskState.SUCCESS, TaskState.FAILURE, TaskState.REVOKED, TaskState.LOST}
+)
+ACTIVE_STATES: frozenset[str] = frozenset(TaskState.values) - TERMINAL_STATES
+RUNNING_STATES: frozenset[str] = frozenset({TaskState.STARTED, TaskState.PROGRESS})
+
+# The state-transition rule: a write to state S applies only while the row is in one of
+# ALLOWED_FROM[S]. It is enforced inside the UPDATE's WHERE clause, so concurrent or
+# out-of-order writers never need to read first, and terminal states are final.
+ALLOWED_FROM: dict[str, frozenset[str]] = {
+    TaskState.PENDING: frozenset(),
+    TaskState.RECEIVED: frozenset({TaskState.PENDING, TaskState.RETRY}),
+    TaskState.STARTED: frozenset({TaskState.PENDING, TaskState.RECEIVED, TaskState.RETRY}),
+    TaskState.PROGRESS: frozenset(
+        {
+            TaskState.PENDING,
+            TaskState.RECEIVED,
+            TaskState.STARTED,
+            TaskState.PROGRESS,
+            TaskState.RETRY,
+        }
+    ),
+    TaskState.RETRY: ACTIVE_STATES,
+    TaskState.SUCCESS: ACTIVE_STATES,
+    TaskState.FAILURE: ACTIVE_STATES,
+    TaskState.REVOKED: ACTIVE_STATES,
+    TaskState.LOST: ACTIVE_STATES,
+}
+
+
+def can_transition(current: str, target: str) -> bool:
+    return current in ALLOWED_FROM[target]
+
+
+class TaskTemplate(models.Model):
+    """A kind of task SGM knows how to launch (registered by @track_task)."""
+
+    key = models.CharField(_("key"), max_length=200, unique=True)
+    module = models.CharField(_("module"), max_length=64, db_index=True)
+    display_name = models.CharField(_("display name"), max_length=255)
+    task_name = models.CharField(_("Celery task name"), max_length=255, blank=True)
+    description = models.TextField(_("description"), blank=True)
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        ordering = ["module", "display_name"]
+        verbose_name = _("task template")
+        verbose_name_plural = _("task templates")
+
+    def __str__(self) -> str:
+        return f"{self.display_name} ({self.key})"
+
+
+class TaskExecution(models.Model):
+    """One row per Celery task id, written by idempotent upserts from any process."""
+
+    task_id = models.CharField(_("task id"), max_length=255, unique=True)
+    task_name = models.CharField(_("task name"), max_length=255)
+    display_name = models.CharField(_("display name"), max_length=255, blank=True)
+    module = models.CharField(_("module"), max_length=64, blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("launched by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="task_executions",
+    )
+    template = models.ForeignKey(
+        TaskTemplate,
+        verbose_name=_("template"),
+        to_field="key",
+        null=True,
+        blank=True,
+        # A soft link by key: history outlives a deleted or re-keyed template, and a
+        # tracking write never fails on it.
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="executions",
+    )
+    state = models.CharField(
+        _("state"), max_length=16, choices=TaskState.choices, default=TaskState.PENDING
+    )
+    progress = models.PositiveSmallIntegerField(_("progress"), default=0)
+    progress_message = models.CharField(_("progress message"), max_length=255, blank=True)
+    args_summary = models.TextField(_("arguments"), blank=True)
+    kwargs_summary = models.TextField(_("keyword arguments"), blank=True)
+    result_summary = models.TextField(_("result"), blank=True)
+    exception_type = models.CharField(_("exception type"), max_length=255, blank=True)
+    exception_message = models.TextField(_("exception message"), blank=True)
+    traceback = models.TextField(_("traceback"), blank=True)
+    worker = models.CharField(_("worker"), max_length=255, blank=True)
+    queue = models.CharField(_("queue"), max_length=255, blank=True)
+    retries = models.PositiveIntegerField(_("retries"), default=0)
+    parent_task_id = models.CharField(_("parent task id"), max_length=255, blank=True)
+    root_task_id = models.CharField(_("root task id"), max_length=255, blank=True)
+    group_id = models.CharField(_("group id"), max_length=255, blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    received_at = models.DateTimeField(_("received"), null=True, blank=True)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    duration = models.FloatField(_("duration (s)"), null=True, blank=True)
+    updated_at = models.DateTimeField(_("updated"), default=timezone.now)
+    cancel_requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("cancel requested by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    cancel_requested_at = models.DateTimeField(_("cancel requested at"), null=True, blank=True)
+    retry_of = models.ForeignKey(
+        "self",
+        verbose_name=_("retry of"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="retried_as",
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("task execution")
+        verbose_name_plural = _("task executions")
+        indexes = [
+            models.Index(fields=["-created_at", "-id"], name="tb_exec_created"),
+            models.Index(fields=["user", "-created_at"], name="tb_exec_user_created"),
+            models.Index(fields=["module", "-created_at"], name="tb_exec_module_created"),
+            models.Index(fields=["state", "-created_at"], name="tb_exec_state_created"),
+            models.Index(
+                fields=["module", "state", "-created_at"], name="tb_exec_module_state_created"
+            ),
+            models.Index(
+                fields=["state"],
+                name="tb_exec_active",
+                condition=Q(state__in=sorted(ACTIVE_STATES)),
+            ),
+            models.Index(fields=["root_task_id"], name="tb_exec_root"),
+            models.Index(fields=["parent_task_id"], name="tb_exec_parent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.display_name or self.task_name} [{self.task_id}] {self.state}"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+    @property
+    def is_running(self) -> bool:
+        return self.state in RUNNING_STATES
+
+    @property
+    def label(self) -> str:
+        return self.display_name or self.task_name
+
+
+class TaskNotification(models.Model):
+    """A message for a user about one of their executions (e.g. it finished or failed)."""
+
+    class Level(models.TextChoices):
+        INFO = "info", _("Information")
+        SUCCESS = "success", _("Success")
+        WARNING = "warning", _("Warning")
+        ERROR = "error", _("Error")
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        on_delete=models.CASCADE,
+        related_name="task_notifications",
+    )
+    execution = models.ForeignKey(
+        TaskExecution,
+        verbose_name=_("task execution"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="notifications",
+    )
+    level = models.CharField(_("level"), max_length=16, choices=Level.choices, default=Level.INFO)
+    message = models.CharField(_("message"), max_length=500)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    read_at = models.DateTimeField(_("read at"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("task notification")
+        verbose_name_plural = _("task notifications")
+        indexes = [
+            models.Index(fields=["user", "read_at", "-created_at"], name="tb_notif_user_unread"),
+        ]
+
+    def __str__(self) -> str:
+        return self.message
+
+    @property
+    def is_read(self) -> bool:
+        return self.read_at is not None
