@@ -1,0 +1,117 @@
+"""Read queries: user task lists and module statistics."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import Avg, Count, Q, QuerySet
+from django.utils import timezone
+
+from taskboard.models import RUNNING_STATES, TaskExecution, TaskState
+
+
+def execution_list(
+    *,
+    user: Any = None,
+    module: str | None = None,
+    state: str | None = None,
+) -> QuerySet[TaskExecution]:
+    """Executions newest first, optionally by owner, module and state."""
+    rows = TaskExecution.objects.select_related("user")
+    if user is not None:
+        rows = rows.filter(user=user)
+    if module:
+        rows = rows.filter(module=module)
+    if state:
+        rows = rows.filter(state=state)
+    return rows.order_by("-created_at", "-id")
+
+
+def user_task_list(*, user: Any, module: str | None = None) -> QuerySet[TaskExecution]:
+    """A user's own executions, newest first (anonymous users have none)."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return TaskExecution.objects.none()
+    return execution_list(user=user, module=module)
+
+
+@dataclass(frozen=True)
+class ModuleStats:
+    module: str
+    days: int
+    since: datetime
+    counts: dict[str, int] = field(default_factory=dict)
+    total: int = 0
+    running: int = 0
+    success_rate: float | None = None
+    avg_duration: float | None = None
+    p50_duration: float | None = None
+    p95_duration: float | None = None
+
+    @property
+    def succeeded(self) -> int:
+        return self.counts.get(TaskState.SUCCESS, 0)
+
+    @property
+    def failed(self) -> int:
+        return self.counts.get(TaskState.FAILURE, 0)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "module": self.module,
+            "days": self.days,
+            "since": self.since.isoformat(),
+            "counts": dict(self.counts),
+            "total": self.total,
+            "running": self.running,
+            "success_rate": self.success_rate,
+            "avg_duration": self.avg_duration,
+            "p50_duration": self.p50_duration,
+            "p95_duration": self.p95_duration,
+        }
+
+
+def _nearest_rank(rows: QuerySet[TaskExecution], count: int, percentile: float) -> float | None:
+    if count == 0:
+        return None
+    index = max(math.ceil(percentile / 100 * count) - 1, 0)
+    value = rows.order_by("duration").values_list("duration", flat=True)[index : index + 1]
+    found = [v for v in value if v is not None]
+    return float(found[0]) if found else None
+
+
+def module_stats(*, module: str, days: int = 7, now: datetime | None = None) -> ModuleStats:
+    """Counts per state, success rate and durations of a module's executions created in the
+    last `days` days, and how many of its tasks are running now. Four queries.
+
+    The success rate is SUCCESS over the tasks that ended on their own (SUCCESS, FAILURE,
+    LOST); a revoked task was stopped by a person and counts for neither side. Durations are
+    those of successful runs.
+    """
+    since = (now or timezone.now()) - timedelta(days=days)
+    window = TaskExecution.objects.filter(module=module, created_at__gte=since)
+    aggregates = window.aggregate(
+        total=Count("id"),
+        avg_duration=Avg("duration", filter=Q(state=TaskState.SUCCESS)),
+        timed=Count("duration", filter=Q(state=TaskState.SUCCESS)),
+        **{state: Count("id", filter=Q(state=state)) for state in TaskState.values},
+    )
+    counts = {state: int(aggregates[state]) for state in TaskState.values}
+    ended = counts[TaskState.SUCCESS] + counts[TaskState.FAILURE] + counts[TaskState.LOST]
+    durations = window.filter(state=TaskState.SUCCESS, duration__isnull=False)
+    timed = int(aggregates["timed"])
+    running = TaskExecution.objects.filter(module=module, state__in=RUNNING_STATES).count()
+    return ModuleStats(
+        module=module,
+        days=days,
+        since=since,
+        counts=counts,
+        total=int(aggregates["total"]),
+        running=running,
+        success_rate=counts[TaskState.SUCCESS] / ended if ended else None,
+        avg_duration=aggregates["avg_duration"],
+        p50_duration=_nearest_rank(durations, timed, 50),
+        p95_duration=_nearest_rank(durations, timed, 95),
+    )
