@@ -1,0 +1,41 @@
+"""Payroll (nómina) tasks: the demo's realistic long-running work."""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+from typing import Any
+
+from celery import shared_task
+
+from taskboard.utils import report_progress, track_task
+
+
+@shared_task(bind=True)
+@track_task("nomina.consolidar", "nomina", "Consolidar nómina")
+def consolidar_nomina(
+    self: Any,
+    periodo_id: int,
+    user_id: int | None = None,
+    empleados: int = 40,
+    pausa: float = 0.05,
+) -> dict[str, Any]:
+    """Consolidate the payroll of a period, one employee at a time."""
+    total = Decimal("0")
+    for numero in range(1, empleados + 1):
+        time.sleep(pausa)
+        total += Decimal("1850.00") + Decimal(numero % 7) * Decimal("35.50")
+        report_progress(numero, empleados, f"Empleado {numero} de {empleados}")
+    return {"periodo_id": periodo_id, "empleados": empleados, "total_neto": str(total)}
+
+
+@shared_task(bind=True)
+@track_task("nomina.exportar", "nomina", "Exportar nóminas a PDF")
+def exportar_nominas(
+    self: Any, periodo_id: int, user_id: int | None = None, paginas: int = 600, pausa: float = 0.5
+) -> dict[str, Any]:
+    """A long export that users cancel: each page takes a while."""
+    for pagina in range(1, paginas + 1):
+        time.sleep(pausa)
+        report_progress(pagina, paginas, f"Página {pagina} de {paginas}")
+    return {"periodo_id": periodo_id, "paginas": paginas}
