@@ -19,10 +19,7 @@ install: $(VENV)/.installed
 
 ## make run: migrate, then the web server and a Celery worker together (Ctrl-C stops both).
 run: install
-	$(BIN)/python manage.py migrate --noinput
-	@trap 'kill 0' INT TERM EXIT; \
-	$(BIN)/celery -A sgm worker -l INFO -c 2 & \
-	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+	SGM_ADDRESS=$(HOST):$(PORT) $(BIN)/python -m sgm.run
 
 ## make test: linters, type check and the whole suite (SQLite unless DATABASE_URL is set).
 test: lint typecheck pytest

@@ -11,4 +11,9 @@ class TaskboardConfig(AppConfig):
 
     def ready(self) -> None:
         # Importing connects the Celery signal handlers (web and worker alike) and checks.
-        from taskboard import checks, tracking  # noqa: F401
+        from django.db.models.signals import post_migrate
+
+        from taskboard import checks  # noqa: F401
+        from taskboard.tracking import sync_templates
+
+        post_migrate.connect(sync_templates, sender=self, dispatch_uid="taskboard.templates")

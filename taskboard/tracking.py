@@ -21,7 +21,6 @@ from typing import Any, TypeVar
 from celery import current_app, current_task, signals
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError
-from django.db.models.signals import post_migrate
 from django.utils import timezone
 
 from taskboard import summaries
@@ -167,11 +166,16 @@ def sync_template(spec: TaskSpec, *, task_name: str = "") -> None:
 def sync_templates(**_: Any) -> None:
     """Register every @track_task template (after migrate, and when a worker starts)."""
     with _never_raise("template sync"):
+        current_app.loader.import_default_modules()  # the task modules declare them
+        named: dict[str, str] = {}
+        for task in list(current_app.tasks.values()):
+            spec = getattr(getattr(task, "run", None), SPEC_ATTRIBUTE, None)
+            if spec is not None:
+                named[spec.key] = task.name
         for spec in _registry.values():
-            sync_template(spec)
+            sync_template(spec, task_name=named.get(spec.key, ""))
 
 
-post_migrate.connect(sync_templates, dispatch_uid="taskboard.sync_templates")
 signals.worker_ready.connect(sync_templates, weak=False, dispatch_uid="taskboard.worker_ready")
 
 

@@ -44,3 +44,16 @@ def test_str_and_label():
     assert execution.label == "sgm.x.tasks.y"
     assert execution.task_id in str(execution)
     assert execution.is_terminal and not execution.is_running
+
+
+@pytest.mark.django_db
+def test_templates_are_registered_from_decorated_tasks():
+    from taskboard.models import TaskTemplate
+    from taskboard.tracking import sync_templates
+
+    TaskTemplate.objects.all().delete()
+    sync_templates()
+    template = TaskTemplate.objects.get(key="nomina.consolidar")
+    assert (template.module, template.display_name) == ("nomina", "Consolidar nómina")
+    assert template.task_name == "sgm.nomina.tasks.consolidar_nomina"
+    assert TaskTemplate.objects.filter(key="contabilidad.cerrar_periodo").exists()
