@@ -53,6 +53,12 @@ class Settings:
         return float(getattr(settings, "TASKBOARD_PROGRESS_WRITES_PER_SECOND", 2.0))
 
     @property
+    def WRITE_DELAY(self) -> float:
+        """Seconds a worker (or a script) may hold a tracking write to batch it with others:
+        final states land within about this long. Requests publish synchronously."""
+        return float(getattr(settings, "TASKBOARD_WRITE_DELAY", 0.1))
+
+    @property
     def STARTED_WRITE_DELAY(self) -> float:
         """Seconds a task runs before its STARTED row is written. A shorter task is
         recorded with one write (its final state), which keeps tracking cheap."""

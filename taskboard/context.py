@@ -21,6 +21,11 @@ def current_user_id() -> int | None:
     return getter() if getter is not None else None
 
 
+def in_request() -> bool:
+    """Is a request (or a `launched_by` block) publishing right now?"""
+    return _launching_user.get() is not None
+
+
 def user_id_of(user: Any) -> int | None:
     if user is None or not getattr(user, "is_authenticated", False):
         return None

@@ -90,6 +90,7 @@ class TaskExecution(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="task_executions",
+        db_index=False,  # served by tb_exec_user_created
     )
     template = models.ForeignKey(
         TaskTemplate,
@@ -101,6 +102,7 @@ class TaskExecution(models.Model):
         # tracking write never fails on it.
         on_delete=models.DO_NOTHING,
         db_constraint=False,
+        db_index=False,
         related_name="executions",
     )
     state = models.CharField(
@@ -118,6 +120,7 @@ class TaskExecution(models.Model):
     queue = models.CharField(_("queue"), max_length=255, blank=True)
     retries = models.PositiveIntegerField(_("retries"), default=0)
     parent_task_id = models.CharField(_("parent task id"), max_length=255, blank=True)
+    # Empty for a task that is its own root (the common case), so the index stays small.
     root_task_id = models.CharField(_("root task id"), max_length=255, blank=True)
     group_id = models.CharField(_("group id"), max_length=255, blank=True)
     created_at = models.DateTimeField(_("created"), default=timezone.now)
@@ -133,6 +136,7 @@ class TaskExecution(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
+        db_index=False,
     )
     cancel_requested_at = models.DateTimeField(_("cancel requested at"), null=True, blank=True)
     retry_of = models.ForeignKey(
@@ -142,27 +146,38 @@ class TaskExecution(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="retried_as",
+        db_index=False,  # tb_exec_retry_of, partial
     )
 
     class Meta:
         ordering = ["-created_at", "-id"]
         verbose_name = _("task execution")
         verbose_name_plural = _("task executions")
+        # Every state change rewrites each index entry of the row (PostgreSQL cannot make
+        # it a HOT update), so indexes are few, and partial where most rows are empty.
         indexes = [
             models.Index(fields=["-created_at", "-id"], name="tb_exec_created"),
-            models.Index(fields=["user", "-created_at"], name="tb_exec_user_created"),
-            models.Index(fields=["module", "-created_at"], name="tb_exec_module_created"),
-            models.Index(fields=["state", "-created_at"], name="tb_exec_state_created"),
             models.Index(
-                fields=["module", "state", "-created_at"], name="tb_exec_module_state_created"
+                fields=["user", "-created_at"],
+                name="tb_exec_user_created",
+                condition=Q(user__isnull=False),
             ),
+            models.Index(fields=["module", "-created_at"], name="tb_exec_module_created"),
+            # Queued and running tasks, newest first: finished rows leave this index.
             models.Index(
-                fields=["state"],
+                fields=["state", "-created_at"],
                 name="tb_exec_active",
                 condition=Q(state__in=sorted(ACTIVE_STATES)),
             ),
-            models.Index(fields=["root_task_id"], name="tb_exec_root"),
-            models.Index(fields=["parent_task_id"], name="tb_exec_parent"),
+            models.Index(
+                fields=["root_task_id"], name="tb_exec_root", condition=~Q(root_task_id="")
+            ),
+            models.Index(
+                fields=["parent_task_id"], name="tb_exec_parent", condition=~Q(parent_task_id="")
+            ),
+            models.Index(
+                fields=["retry_of"], name="tb_exec_retry_of", condition=Q(retry_of__isnull=False)
+            ),
         ]
 
     def __str__(self) -> str:

@@ -3,16 +3,17 @@
 Every write is a single conditional UPDATE keyed by the task id, whose WHERE clause carries
 the state-transition rule (see models.ALLOWED_FROM): no read before write, duplicates and
 out-of-order writes are no-ops, terminal states are final. Only when the row does not exist
-yet (the publisher did not record it) is it created, as PENDING, and the UPDATE repeated.
+yet is it created, as PENDING, and the UPDATE repeated.
 
-Writes that may be late without harm (STARTED of a very short task, progress) go through a
-per-process buffer, flushed by a background thread: progress is coalesced to a bounded
-number of writes per second per task, and the final state write absorbs what is pending,
-so a short task costs one write in the worker.
+Workers and scripts write behind: each process keeps a buffer of pending writes that one
+background thread flushes, a batch per transaction. A task's writes are merged while they
+wait (STARTED absorbed by the final state of a short task, progress coalesced to a bounded
+number of writes per second), so a short task costs one row update, batched with others.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -21,15 +22,14 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 from django.db import close_old_connections, connection, connections, transaction
-from django.db.models import Case, F, Value, When
-from django.db.models.functions import Coalesce
+from django.db.models import Field
 from django.utils import timezone
 
 from taskboard.conf import conf
-from taskboard.models import ALLOWED_FROM, TaskExecution, TaskState
+from taskboard.models import ALLOWED_FROM, TERMINAL_STATES, TaskExecution, TaskState
 from taskboard.signals import execution_changed
 
 logger = logging.getLogger("taskboard.tracking")
@@ -37,6 +37,8 @@ logger = logging.getLogger("taskboard.tracking")
 Lookup = tuple[str, Any]  # ("task_id", "…") or ("pk", 42)
 CreateFields = Callable[[], dict[str, Any]]
 IDLE_SECONDS = 2.0  # the flushing thread lets go of its connection after this long idle
+RECYCLE_SECONDS = 30.0  # how often the thread checks its connection (CONN_MAX_AGE, health)
+FORGET_SECONDS = 30.0  # rate-limit memory of tasks that wrote nothing for this long goes
 
 
 @dataclass
@@ -50,8 +52,12 @@ class Write:
     conditions: dict[str, Any] = field(default_factory=dict)
     # Identity fields to create the row with when it is missing (None: never create).
     create: CreateFields | None = None
+    # Asked at flush time: is the write still worth making? (None: always.)
+    still_needed: Callable[[], bool] | None = None
 
     def merged_with(self, newer: Write) -> Write:
+        if self.state in TERMINAL_STATES:
+            return self  # terminal is final in the buffer too: a late write cannot undo it
         return replace(
             newer,
             state=newer.state or self.state,
@@ -69,50 +75,161 @@ def isolated() -> Iterator[None]:
 
 def apply(write: Write) -> bool:
     """Write one transition now. True when a row was changed."""
-    key, value = write.lookup
-    now = timezone.now()
-    values: dict[str, Any] = {**write.fields, "updated_at": now}
-    rows = TaskExecution.objects.filter(**{key: value}, **write.conditions)
-    if write.state is not None:
-        values["state"] = write.state
-        rows = rows.filter(state__in=ALLOWED_FROM[write.state])
-        if write.state == TaskState.PROGRESS and "started_at" not in values:
-            values["started_at"] = Coalesce(F("started_at"), Value(now))
     with isolated():
-        changed = bool(rows.update(**values))
-        if not changed and write.create is not None and key == "task_id":
-            missing = TaskExecution(task_id=value, state=TaskState.PENDING, **write.create())
-            TaskExecution.objects.bulk_create([missing], ignore_conflicts=True)
-            changed = bool(rows.update(**values))
+        changed = _update(write)
     if changed:
-        execution_changed.send(
-            sender=TaskExecution, lookup=write.lookup, state=write.state, fields=write.fields
-        )
+        _announce(write)
     return changed
 
 
-def apply_received(writes: list[Write]) -> None:
-    """RECEIVED of many tasks in one statement (the consumer receives in bursts).
+def _update(write: Write) -> bool:
+    sql, params = _update_statement(write)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        if cursor.rowcount:
+            return True
+        if write.create is None or write.lookup[0] != "task_id":
+            return False
+        _insert([{**write.create(), "task_id": write.lookup[1], "state": TaskState.PENDING}])
+        cursor.execute(sql, params)
+        return bool(cursor.rowcount)
 
-    The receipt time is a fact even when the task has moved on (a short task may already
-    have finished when the batch lands): it is filled in whatever the state, while the state
-    itself changes only where the transition rule allows it.
-    """
-    if not writes:
-        return
-    received_at = Case(
-        *[When(task_id=w.lookup[1], then=Value(w.fields["received_at"])) for w in writes]
+
+def _update_many(writes: list[Write]) -> list[Write]:
+    """Apply a batch of writes (in the caller's transaction); the ones that changed a row."""
+    by_statement: dict[str, list[tuple[Write, list[Any]]]] = {}
+    for write in writes:
+        sql, params = _update_statement(write)
+        by_statement.setdefault(sql, []).append((write, params))
+    changed: list[Write] = []
+    missed: list[Write] = []
+    for sql, items in by_statement.items():
+        hits = _execute_many(sql, [params for _, params in items])
+        for (write, _), hit in zip(items, hits, strict=True):
+            (changed if hit else missed).append(write)
+    # A row that was not there yet (or a write the rule refused): one by one, rare.
+    changed.extend(write for write in missed if write.create is not None and _update(write))
+    return changed
+
+
+def _execute_many(sql: str, params_list: list[list[Any]]) -> list[bool]:
+    """Run one UPDATE with many parameter sets: which ones changed a row."""
+    if connection.vendor != "postgresql" or len(params_list) == 1:
+        with connection.cursor() as cursor:
+            hits = []
+            for params in params_list:
+                cursor.execute(sql, params)
+                hits.append(cursor.rowcount > 0)
+            return hits
+    # PostgreSQL: one pipelined round trip, and a server-side-bound statement that the
+    # server parses and plans once (Django's own cursors bind on the client).
+    import psycopg
+
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.executemany(f"{sql} RETURNING 1", params_list, returning=True)
+        hits = [cursor.rowcount > 0]
+        while cursor.nextset():
+            hits.append(cursor.rowcount > 0)
+    return hits
+
+
+_CONDITIONS = {"retries__lte": ("retries", "<=")}
+
+
+@functools.cache
+def _field(name: str) -> Field[Any, Any]:
+    return cast("Field[Any, Any]", TaskExecution._meta.get_field(name))
+
+
+def _column(field: Field[Any, Any]) -> str:
+    return connection.ops.quote_name(field.column or field.name)
+
+
+def _update_statement(write: Write) -> tuple[str, list[Any]]:
+    """The conditional UPDATE of one write, as SQL (the hot path: no ORM compilation)."""
+    now = timezone.now()
+    values: dict[str, Any] = {**write.fields, "updated_at": now}
+    if write.state is not None:
+        values["state"] = write.state
+    fill_started = write.state == TaskState.PROGRESS and "started_at" not in values
+    key, lookup = write.lookup
+    sql, fields = _statement_for(key, write.state, tuple(values), tuple(write.conditions))
+    params = [
+        field.get_db_prep_save(value, connection)
+        for field, value in zip(fields, values.values(), strict=True)
+    ]
+    if fill_started:
+        params.append(_field("started_at").get_db_prep_save(now, connection))
+    params.append(_field("id" if key == "pk" else key).get_db_prep_value(lookup, connection))
+    params.extend(write.conditions.values())
+    return sql, params
+
+
+@functools.lru_cache(maxsize=256)
+def _statement_for(
+    key: str, state: str | None, names: tuple[str, ...], conditions: tuple[str, ...]
+) -> tuple[str, list[Field[Any, Any]]]:
+    fields = [_field(name) for name in names]
+    assignments = [f"{_column(field)} = %s" for field in fields]
+    if state == TaskState.PROGRESS and "started_at" not in names:
+        started = _column(_field("started_at"))
+        assignments.append(f"{started} = COALESCE({started}, %s)")
+    where = [f"{_column(_field('id' if key == 'pk' else key))} = %s"]
+    if state is not None:
+        # The states are our own constants (TaskState values), written into the statement.
+        allowed = ", ".join(f"'{value}'" for value in sorted(ALLOWED_FROM[state]))
+        where.append(f"{_column(_field('state'))} IN ({allowed})")
+    for name in conditions:
+        column, operator = _CONDITIONS[name]
+        where.append(f"{_column(_field(column))} {operator} %s")
+    table = connection.ops.quote_name(TaskExecution._meta.db_table)
+    sql = f"UPDATE {table} SET {', '.join(assignments)} WHERE {' AND '.join(where)}"
+    return sql, fields
+
+
+def _announce(write: Write) -> None:
+    execution_changed.send(
+        sender=TaskExecution, lookup=write.lookup, state=write.state, fields=write.fields
     )
-    worker = Case(*[When(task_id=w.lookup[1], then=Value(w.fields["worker"])) for w in writes])
-    TaskExecution.objects.filter(task_id__in=[w.lookup[1] for w in writes]).update(
-        state=Case(
-            When(state__in=ALLOWED_FROM[TaskState.RECEIVED], then=Value(TaskState.RECEIVED)),
-            default=F("state"),
-        ),
-        received_at=Coalesce(F("received_at"), received_at),
-        worker=Case(When(worker="", then=worker), default=F("worker")),
-        updated_at=timezone.now(),
-    )
+
+
+Row = dict[str, Any]  # field name -> value of a TaskExecution to create
+INSERT_CHUNK = 200
+
+
+def insert(rows: list[Row]) -> None:
+    """Create rows that do not exist yet (a PENDING row per published task)."""
+    with isolated():
+        _insert(rows)
+
+
+def _insert(rows: list[Row]) -> None:
+    # Plain SQL: model instances and bulk_create cost more than the insert itself here.
+    fields = _insertable_fields()
+    defaults = [f.get_db_prep_save(f.get_default(), connection) for f in fields]
+    columns = ", ".join(_column(f) for f in fields)
+    table = connection.ops.quote_name(TaskExecution._meta.db_table)
+    placeholder = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), INSERT_CHUNK):
+            chunk = rows[start : start + INSERT_CHUNK]
+            params = [
+                field.get_db_prep_save(row[field.attname], connection)
+                if field.attname in row
+                else default
+                for row in chunk
+                for field, default in zip(fields, defaults, strict=True)
+            ]
+            values = ", ".join([placeholder] * len(chunk))
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}) VALUES {values} ON CONFLICT DO NOTHING", params
+            )
+
+
+@functools.cache
+def _insertable_fields() -> list[Field[Any, Any]]:
+    return [f for f in TaskExecution._meta.concrete_fields if not f.primary_key]
 
 
 @dataclass
@@ -130,9 +247,12 @@ class WriteBuffer:
     def _reset(self) -> None:
         self._cond = threading.Condition()
         self._pending: dict[Lookup, _Pending] = {}
+        self._inserts: list[Row] = []
+        self._inserts_due = math.inf
         self._last_write: dict[Lookup, float] = {}
         self._thread: threading.Thread | None = None
         self._stopping = False
+        self._wakes_at = math.inf
 
     def put(self, write: Write, *, delay: float = 0.0) -> None:
         """Queue write; due after delay, and no sooner than the rate limit allows."""
@@ -146,7 +266,20 @@ class WriteBuffer:
             else:
                 pending.write = pending.write.merged_with(write)
                 pending.due = min(pending.due, due)
-            self._ensure_thread()
+            self._wake_by(due)
+
+    def insert(self, row: Row, *, delay: float) -> None:
+        """Queue the creation of a row (inserted before the updates of the same flush)."""
+        with self._cond:
+            self._inserts.append(row)
+            self._inserts_due = min(self._inserts_due, time.monotonic() + delay)
+            self._wake_by(self._inserts_due)
+
+    def _wake_by(self, due: float) -> None:
+        # Waking the thread costs the caller a context switch: only when it would sleep past due.
+        self._ensure_thread()
+        if due < self._wakes_at:
+            self._wakes_at = due
             self._cond.notify()
 
     def take(self, lookup: Lookup) -> Write | None:
@@ -159,14 +292,10 @@ class WriteBuffer:
     def flush(self) -> None:
         """Write everything pending now, in the calling thread."""
         with self._cond:
+            inserts, self._inserts, self._inserts_due = self._inserts, [], math.inf
             writes = [p.write for p in self._pending.values()]
             self._pending.clear()
-        self._write_all(writes)
-
-    def _ensure_thread(self) -> None:
-        if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(target=self._run, name="taskboard-flush", daemon=True)
-            self._thread.start()
+        self._write_all(inserts, writes)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the flushing thread (closing its connection), then flush what is left."""
@@ -179,57 +308,101 @@ class WriteBuffer:
         with self._cond:
             self._stopping = False
 
-    def _due_writes(self) -> list[Write] | None:
-        """The writes that are due, [] after an idle spell, None when stopping."""
+    def _ensure_thread(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._run, name="taskboard-flush", daemon=True)
+            self._thread.start()
+
+    def _next_batch(self) -> tuple[list[Row], list[Write]] | None:
+        """What is due; empty after an idle spell; None when stopping."""
         with self._cond:
             while not self._stopping:
                 now = time.monotonic()
                 due = [k for k, p in self._pending.items() if p.due <= now]
-                if due:
+                if due or self._inserts_due <= now:
+                    # Take along what would fall due soon: one batch (one transaction, one
+                    # wake-up) instead of one per task. Progress keeps its exact rate limit.
+                    soon = now + conf.WRITE_DELAY
+                    due += [
+                        k
+                        for k, p in self._pending.items()
+                        if now < p.due <= soon and p.write.state != TaskState.PROGRESS
+                    ]
                     for key in due:
-                        self._last_write[key] = now
-                    return [self._pending.pop(key).write for key in due]
-                if not self._pending:
-                    if self._cond.wait(timeout=IDLE_SECONDS) or self._pending:
+                        if self._pending[key].write.state not in TERMINAL_STATES:
+                            self._last_write[key] = now  # rate-limits the task's next write
+                    inserts = []
+                    if self._inserts_due <= now or due:  # rows first, so updates find them
+                        inserts, self._inserts, self._inserts_due = self._inserts, [], math.inf
+                    return inserts, [self._pending.pop(key).write for key in due]
+                next_due = min([p.due for p in self._pending.values()] + [self._inserts_due])
+                self._wakes_at = next_due
+                if next_due == math.inf:
+                    if self._cond.wait(timeout=IDLE_SECONDS) or self._pending or self._inserts:
                         continue
-                    return []
-                wait = min(p.due for p in self._pending.values()) - now
-                self._cond.wait(timeout=max(wait, 0.001))
+                    return [], []
+                self._cond.wait(timeout=max(next_due - now, 0.001))
             return None
 
     def _run(self) -> None:
         idle = False
+        checked = forgotten = time.monotonic()
         while True:
-            writes = self._due_writes()
-            if writes is None or (not writes and not idle):
+            batch = self._next_batch()
+            if batch is None or (batch == ([], []) and not idle):
                 # Hold no database connection while there is nothing to write.
                 connections.close_all()
-                if writes is None:
+                if batch is None:
                     return
                 idle = True
                 continue
-            if writes:
+            inserts, writes = batch
+            if inserts or writes:
                 idle = False
-                close_old_connections()
-                self._write_all(writes)
-                self._forget_idle()
+                if time.monotonic() - checked > RECYCLE_SECONDS:
+                    close_old_connections()
+                    checked = time.monotonic()
+                self._write_all(inserts, writes)
+                if time.monotonic() - forgotten > FORGET_SECONDS:
+                    self._forget_idle(horizon=forgotten)
+                    forgotten = time.monotonic()
 
-    def _forget_idle(self) -> None:
-        horizon = time.monotonic() - 60
+    def _forget_idle(self, horizon: float) -> None:
         with self._cond:
             for key in [k for k, t in self._last_write.items() if t < horizon]:
                 del self._last_write[key]
 
     @staticmethod
-    def _write_all(writes: list[Write]) -> None:
-        received = [w for w in writes if w.state == TaskState.RECEIVED]
-        others = [w for w in writes if w.state != TaskState.RECEIVED]
+    def _write_all(inserts: list[Row], writes: list[Write]) -> None:
+        writes = [w for w in writes if w.still_needed is None or w.still_needed()]
+        if not inserts and not writes:
+            return
         try:
-            if received:
-                apply_received(received)
+            # One transaction per batch: one commit (one WAL flush) for all of it.
+            with transaction.atomic():
+                if inserts:
+                    _insert(inserts)
+                changed = _update_many(writes)
         except Exception:
-            logger.exception("taskboard: could not record RECEIVED of %d tasks", len(received))
-        for write in others:
+            logger.warning(
+                "taskboard: a batch of %d writes failed, retrying one by one",
+                len(inserts) + len(writes),
+                exc_info=True,
+            )
+            if not connection.in_atomic_block:
+                connection.close()
+        else:
+            for write in changed:
+                _announce(write)
+            return
+        for row in inserts:
+            try:
+                insert([row])
+            except Exception:
+                logger.exception(
+                    "taskboard: could not record the publication of %s", row["task_id"]
+                )
+        for write in writes:
             try:
                 apply(write)
             except Exception:

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import atexit
 import fnmatch
+import functools
 import inspect
 import logging
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from celery import current_app, current_task, signals
@@ -25,14 +27,16 @@ from django.utils import timezone
 
 from taskboard import summaries
 from taskboard.conf import conf
-from taskboard.context import current_user_id, user_id_of
+from taskboard.context import current_user_id, in_request, user_id_of
 from taskboard.models import TaskExecution, TaskState, TaskTemplate
-from taskboard.recorder import Lookup, Write, apply, buffer, isolated
+from taskboard.recorder import Lookup, Write, apply, buffer, insert
 
 logger = logging.getLogger("taskboard.tracking")
 
 # Message header that carries the launching user to the worker (and to child tasks).
 OWNER_HEADER = "taskboard_user_id"
+# When it was published (epoch seconds), so whichever process creates the row dates it right.
+PUBLISHED_HEADER = "taskboard_published"
 SPEC_ATTRIBUTE = "taskboard_spec"
 
 
@@ -92,7 +96,7 @@ _registry: dict[str, TaskSpec] = {}
 
 
 def default_module(task_name: str) -> str:
-    """ "sgm.nomina.tasks.x" and "nomina.x" both belong to module "nomina"."""
+    """The module of an undecorated task: "nomina" for "sgm.nomina.tasks.x" or "nomina.x"."""
     parts = [p for p in task_name.split(".") if p]
     if len(parts) > 1 and parts[0] == "sgm":
         parts = parts[1:]
@@ -226,7 +230,9 @@ def _identity(
     request: Any,
 ) -> dict[str, Any]:
     """The fields that identify an execution, known to publisher and worker alike."""
+    published = _get(request, PUBLISHED_HEADER)
     return {
+        "created_at": _from_epoch(published) if published else timezone.now(),
         "task_name": meta.name[:255],
         "display_name": meta.display_name[:255],
         "module": meta.module,
@@ -235,9 +241,21 @@ def _identity(
         "args_summary": summaries.args_summary(args, meta.param_names),
         "kwargs_summary": summaries.kwargs_summary(kwargs),
         "parent_task_id": _get(request, "parent_id"),
-        "root_task_id": _get(request, "root_id"),
+        "root_task_id": _root(request),
         "group_id": _get(request, "group"),
     }
+
+
+def _from_epoch(value: str) -> datetime:
+    try:
+        return datetime.fromtimestamp(float(value), tz=UTC)
+    except (ValueError, OverflowError):
+        return timezone.now()
+
+
+def _root(source: Any) -> str:
+    root = _get(source, "root_id")
+    return "" if root == _get(source, "id") else root
 
 
 def _get(source: Any, name: str) -> str:
@@ -290,16 +308,19 @@ def on_before_task_publish(
         owner = resolve_owner(meta, args, kwargs)
         if owner is not None:
             headers[OWNER_HEADER] = owner
+        headers.setdefault(PUBLISHED_HEADER, time.time())
         if headers.get("retries"):
             return  # a retry re-publishes an id that is already recorded
-        row = TaskExecution(
-            task_id=str(task_id),
-            state=TaskState.PENDING,
-            queue=(routing_key or "")[:255],
+        row = {
             **_identity(meta, args, kwargs, owner, headers),
-        )
-        with isolated():
-            TaskExecution.objects.bulk_create([row], ignore_conflicts=True)
+            "task_id": str(task_id),
+            "state": TaskState.PENDING,
+            "queue": (routing_key or "")[:255],
+        }
+        if in_request():
+            insert([row])  # someone is waiting to see it: visible before the response
+        else:
+            buffer.insert(row, delay=conf.WRITE_DELAY)  # batched with the next ones
 
 
 # --- In the worker ---------------------------------------------------------------------
@@ -354,9 +375,22 @@ def on_task_received(sender: Any = None, request: Any = None, **_: Any) -> None:
             _lookup(request.id),
             TaskState.RECEIVED,
             {"received_at": timezone.now(), "worker": str(request.hostname or "")[:255]},
+            still_needed=functools.partial(_still_waiting, weakref.ref(request)),
         )
-        # Batched: the consumer must never wait on the database.
+        # The consumer must never wait on the database; and a task that a pool process
+        # picks up at once is recorded by that process, so RECEIVED costs nothing then.
         buffer.put(write, delay=conf.STARTED_WRITE_DELAY)
+
+
+def _still_waiting(request_ref: weakref.ref[Any]) -> bool:
+    """Is this worker still holding the task without running it (prefetched, or an ETA)?"""
+    from celery.worker import state
+
+    request = request_ref()
+    if request is None or request in state.active_requests:
+        return False
+    scheduled = getattr(state, "scheduled_requests", ())  # ETA tasks not yet due
+    return request.id in state.requests or request in scheduled
 
 
 @signals.task_prerun.connect(weak=False, dispatch_uid="taskboard.prerun")
@@ -387,7 +421,10 @@ def on_task_prerun(
             args=tuple(args or ()),
             kwargs=dict(kwargs or {}),
             carried_owner=getattr(request, OWNER_HEADER, None),
-            lineage={k: _get(request, k) for k in ("parent_id", "root_id", "group")},
+            lineage={
+                k: _get(request, k)
+                for k in ("id", "parent_id", "root_id", "group", PUBLISHED_HEADER)
+            },
         )
         _running[task_id] = run
         # Deferred: a task shorter than the delay is recorded by its final write alone.
@@ -395,6 +432,10 @@ def on_task_prerun(
             Write(_lookup(task_id), TaskState.STARTED, run.fields(), create=run.identity),
             delay=conf.STARTED_WRITE_DELAY,
         )
+
+
+# An earlier attempt's error is history once the task succeeds (only a retried task has one).
+_CLEARED_ERROR = {"exception_type": "", "exception_message": "", "traceback": ""}
 
 
 def _finish(task_id: str, state: str, fields: dict[str, Any]) -> None:
@@ -407,11 +448,17 @@ def _finish(task_id: str, state: str, fields: dict[str, Any]) -> None:
         if state in (TaskState.SUCCESS, TaskState.FAILURE):
             merged["duration"] = run.elapsed()
     merged.update(fields)
+    if state == TaskState.SUCCESS and (run is None or run.retries == 0):
+        for name in _CLEARED_ERROR:
+            merged.pop(name, None)  # nothing to clear: fewer columns to write
     create = run.identity if run is not None else (pending.create if pending else None)
     conditions = {}
     if state == TaskState.RETRY and run is not None:
         conditions["retries__lte"] = run.retries  # never overtake a newer attempt
-    apply(Write(_lookup(task_id), state, merged, conditions=conditions, create=create))
+    buffer.put(
+        Write(_lookup(task_id), state, merged, conditions=conditions, create=create),
+        delay=conf.WRITE_DELAY,
+    )
 
 
 @signals.task_success.connect(weak=False, dispatch_uid="taskboard.success")
@@ -427,10 +474,7 @@ def on_task_success(sender: Any = None, result: Any = None, **_: Any) -> None:
                 "finished_at": timezone.now(),
                 "progress": 100,
                 "result_summary": summaries.to_text(result),
-                # An earlier attempt's error is history once the task succeeds.
-                "exception_type": "",
-                "exception_message": "",
-                "traceback": "",
+                **_CLEARED_ERROR,
             },
         )
 
@@ -539,13 +583,13 @@ def on_task_postrun(sender: Any = None, task_id: str | None = None, **_: Any) ->
     with _never_raise("postrun"):
         if task_id:
             _running.pop(task_id, None)
-            buffer.take(_lookup(task_id))
 
 
 @signals.worker_process_shutdown.connect(weak=False, dispatch_uid="taskboard.process_shutdown")
-def on_worker_process_shutdown(**_: Any) -> None:
+@signals.worker_shutdown.connect(weak=False, dispatch_uid="taskboard.worker_shutdown")
+def on_worker_shutdown(**_: Any) -> None:
     with _never_raise("shutdown flush"):
-        buffer.flush()
+        buffer.stop()
 
 
 atexit.register(buffer.flush)
@@ -576,12 +620,15 @@ def start_task_tracking(
 ) -> TaskExecution:
     """Return the execution of task_id, creating it if automatic tracking has not."""
     owner = user if isinstance(user, int) else user_id_of(user)
-    defaults = {
-        "task_name": task_name[:255],
-        "display_name": (display_name or task_name)[:255],
-        "module": module[:64],
-        "user_id": owner,
-    }
+    run = _running.get(task_id)
+    # Inside the running task the worker knows the real identity (Celery name, owner, ...).
+    defaults: dict[str, Any] = run.identity() if run is not None else {}
+    defaults.update(module=module[:64])
+    defaults.setdefault("task_name", task_name[:255])
+    if display_name or run is None:
+        defaults["display_name"] = (display_name or task_name)[:255]
+    if owner is not None:
+        defaults["user_id"] = owner
     try:
         execution, created = TaskExecution.objects.get_or_create(task_id=task_id, defaults=defaults)
     except IntegrityError:  # created by a signal handler in another process meanwhile
@@ -662,6 +709,6 @@ def finish_task(
     apply(Write(lookup, state, fields))
 
 
-def flush_progress() -> None:
-    """Write all pending progress now (e.g. before a command exits)."""
+def flush_writes() -> None:
+    """Write everything this process holds back, now (e.g. before reading it back)."""
     buffer.flush()

@@ -21,7 +21,7 @@ from taskboard.models import TaskExecution
 from taskboard.selectors import ModuleStats, module_stats, user_task_list
 from taskboard.tracking import (
     finish_task,
-    flush_progress,
+    flush_writes,
     report_progress,
     start_task_tracking,
     track_task,
@@ -31,7 +31,7 @@ from taskboard.tracking import (
 __all__ = [
     "ModuleStats",
     "finish_task",
-    "flush_progress",
+    "flush_writes",
     "get_module_stats",
     "get_user_tasks",
     "launched_by",
