@@ -383,8 +383,8 @@ def report(results: dict[str, list[float]], problems: list[str], log_dir: Path) 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--tasks", type=int, default=2000, help="timed tasks per mode and round")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of the three modes")
+    parser.add_argument("--tasks", type=int, default=3000, help="timed tasks per mode and round")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of the three modes")
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
     parser.add_argument("--redis-url", help="an existing Redis (default: a private one)")
     args = parser.parse_args()

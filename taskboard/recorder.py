@@ -112,8 +112,8 @@ def _update_many(writes: list[Write]) -> list[Write]:
     return changed
 
 
-def _execute_many(sql: str, params_list: list[list[Any]]) -> list[bool]:
-    """Run one UPDATE with many parameter sets: which ones changed a row."""
+def _execute_many(sql: str, params_list: list[list[Any]], *, returning: bool = True) -> list[bool]:
+    """Run one statement with many parameter sets: which ones changed a row (when asked)."""
     if connection.vendor != "postgresql" or len(params_list) == 1:
         with connection.cursor() as cursor:
             hits = []
@@ -127,6 +127,9 @@ def _execute_many(sql: str, params_list: list[list[Any]]) -> list[bool]:
 
     connection.ensure_connection()
     with psycopg.Cursor(connection.connection) as cursor:
+        if not returning:
+            cursor.executemany(sql, params_list)
+            return []
         cursor.executemany(f"{sql} RETURNING 1", params_list, returning=True)
         hits = [cursor.rowcount > 0]
         while cursor.nextset():
@@ -195,7 +198,6 @@ def _announce(write: Write) -> None:
 
 
 Row = dict[str, Any]  # field name -> value of a TaskExecution to create
-INSERT_CHUNK = 200
 
 
 def insert(rows: list[Row]) -> None:
@@ -208,23 +210,25 @@ def _insert(rows: list[Row]) -> None:
     # Plain SQL: model instances and bulk_create cost more than the insert itself here.
     fields = _insertable_fields()
     defaults = [f.get_db_prep_save(f.get_default(), connection) for f in fields]
+    params_list = [
+        [
+            field.get_db_prep_save(row[field.attname], connection)
+            if field.attname in row
+            else default
+            for field, default in zip(fields, defaults, strict=True)
+        ]
+        for row in rows
+    ]
+    _execute_many(_insert_statement(), params_list, returning=False)
+
+
+@functools.cache
+def _insert_statement() -> str:
+    fields = _insertable_fields()
     columns = ", ".join(_column(f) for f in fields)
+    values = ", ".join(["%s"] * len(fields))
     table = connection.ops.quote_name(TaskExecution._meta.db_table)
-    placeholder = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    with connection.cursor() as cursor:
-        for start in range(0, len(rows), INSERT_CHUNK):
-            chunk = rows[start : start + INSERT_CHUNK]
-            params = [
-                field.get_db_prep_save(row[field.attname], connection)
-                if field.attname in row
-                else default
-                for row in chunk
-                for field, default in zip(fields, defaults, strict=True)
-            ]
-            values = ", ".join([placeholder] * len(chunk))
-            cursor.execute(
-                f"INSERT INTO {table} ({columns}) VALUES {values} ON CONFLICT DO NOTHING", params
-            )
+    return f"INSERT INTO {table} ({columns}) VALUES ({values}) ON CONFLICT DO NOTHING"
 
 
 @functools.cache

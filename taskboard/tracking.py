@@ -554,7 +554,8 @@ def on_task_revoked(
         kwargs = getattr(request, "kwargs", None) or {}
         owner = resolve_owner(meta, args, kwargs, getattr(request, OWNER_HEADER, None))
         identity = _identity(meta, args, kwargs, owner, request)
-        apply(
+        # Sent in the consumer (the worker's main process), which must not wait on the DB.
+        buffer.put(
             Write(
                 _lookup(task_id),
                 TaskState.REVOKED,
