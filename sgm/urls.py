@@ -7,4 +7,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("nomina/", include("sgm.nomina.urls")),
+    path("tasks/", include("taskboard.urls")),
 ]

@@ -10,7 +10,7 @@ from typing import Any
 from django.db.models import Avg, Count, Q, QuerySet
 from django.utils import timezone
 
-from taskboard.models import RUNNING_STATES, TaskExecution, TaskState
+from taskboard.models import RUNNING_STATES, TaskExecution, TaskState, TaskTemplate
 
 
 def execution_list(
@@ -28,6 +28,43 @@ def execution_list(
     if state:
         rows = rows.filter(state=state)
     return rows.order_by("-created_at", "-id")
+
+
+def execution_list_for(
+    *,
+    viewer: Any,
+    module: str | None = None,
+    state: str | None = None,
+    owner: str | None = None,
+    q: str | None = None,
+) -> QuerySet[TaskExecution]:
+    """What viewer may see, filtered: staff see everyone's tasks, others only their own."""
+    if viewer is None or not getattr(viewer, "is_authenticated", False):
+        return TaskExecution.objects.none()
+    rows = execution_list(module=module or None, state=state or None)
+    if not viewer.is_staff:
+        rows = rows.filter(user=viewer)
+    elif owner:
+        rows = rows.filter(user__username=owner)
+    if q:
+        rows = rows.filter(Q(display_name__icontains=q) | Q(task_name__icontains=q))
+    return rows
+
+
+def execution_get_for(*, viewer: Any, task_id: str) -> TaskExecution | None:
+    """The execution of task_id if viewer may see it (None otherwise: no leak of existence)."""
+    rows = execution_list_for(viewer=viewer).filter(task_id=task_id)
+    return rows.select_related("cancel_requested_by", "retry_of").first()
+
+
+def execution_children(*, execution: TaskExecution) -> QuerySet[TaskExecution]:
+    return TaskExecution.objects.filter(parent_task_id=execution.task_id).order_by("created_at")
+
+
+def module_names() -> list[str]:
+    """Known modules, for filter choices: from the templates (a small table), never a
+    DISTINCT over the executions."""
+    return sorted(set(TaskTemplate.objects.values_list("module", flat=True)) - {""})
 
 
 def user_task_list(*, user: Any, module: str | None = None) -> QuerySet[TaskExecution]:

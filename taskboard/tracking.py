@@ -341,6 +341,7 @@ class Running:
     kwargs: dict[str, Any] = field(default_factory=dict)
     carried_owner: Any = None
     lineage: dict[str, str] = field(default_factory=dict)
+    cancel_checked: float = 0.0
 
     def fields(self) -> dict[str, Any]:
         return {
@@ -489,6 +490,17 @@ def on_task_failure(
 ) -> None:
     with _never_raise("failure"):
         if not task_id or task_id not in _running:
+            return
+        if isinstance(exception, TaskCancelled):
+            _finish(
+                task_id,
+                TaskState.REVOKED,
+                {
+                    "finished_at": timezone.now(),
+                    "exception_type": "taskboard.tracking.TaskCancelled",
+                    "exception_message": "Cancelled while running",
+                },
+            )
             return
         kind, message = summaries.exception_summary(exception or Exception())
         _finish(
@@ -647,15 +659,24 @@ def start_task_tracking(
     return execution
 
 
+class TaskCancelled(Exception):
+    """Raised at a progress report of a running task whose cancellation was asked for:
+    the task stops there and is recorded as REVOKED."""
+
+
+CANCEL_CHECK_SECONDS = 1.0  # a running task looks for a cancel request at most this often
+
+
 def update_task_progress(
     execution_id: int | str | TaskExecution, progress: float, message: str = ""
 ) -> None:
     """Record progress (0–100). Coalesced: a bounded number of writes per second per task;
-    the last value always lands."""
+    the last value always lands. Inside the running task, raises TaskCancelled once someone
+    asked to cancel it (cancelling is cooperative: progress reports are the checkpoints)."""
+    lookup = execution_lookup(execution_id)
+    run = _running.get(lookup[1]) if lookup[0] == "task_id" else None
     with _never_raise("progress"):
         percent = max(0, min(100, int(progress)))
-        lookup = execution_lookup(execution_id)
-        run = _running.get(lookup[1]) if lookup[0] == "task_id" else None
         buffer.put(
             Write(
                 lookup,
@@ -664,6 +685,20 @@ def update_task_progress(
                 create=run.identity if run is not None else None,
             )
         )
+    if run is not None and _cancel_requested(run):
+        raise TaskCancelled(f"Task {run.task_id} was cancelled")
+
+
+def _cancel_requested(run: Running) -> bool:
+    now = time.monotonic()
+    if now - run.cancel_checked < CANCEL_CHECK_SECONDS:
+        return False
+    run.cancel_checked = now
+    with _never_raise("cancel check"):
+        return TaskExecution.objects.filter(
+            task_id=run.task_id, cancel_requested_at__isnull=False
+        ).exists()
+    return False
 
 
 def report_progress(current: float, total: float, message: str = "") -> None:

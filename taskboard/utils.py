@@ -20,6 +20,7 @@ from taskboard.context import launched_by
 from taskboard.models import TaskExecution
 from taskboard.selectors import ModuleStats, module_stats, user_task_list
 from taskboard.tracking import (
+    TaskCancelled,
     finish_task,
     flush_writes,
     report_progress,
@@ -30,6 +31,7 @@ from taskboard.tracking import (
 
 __all__ = [
     "ModuleStats",
+    "TaskCancelled",
     "finish_task",
     "flush_writes",
     "get_module_stats",

@@ -1,0 +1,37 @@
+"""Actions on executions: cancel (revoke) and terminate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import current_app
+from django.core.exceptions import PermissionDenied
+from django.utils import timezone
+
+from taskboard.models import ACTIVE_STATES, TaskExecution
+
+
+def execution_can_control(*, execution: TaskExecution, user: Any) -> bool:
+    """Owners and staff may cancel; only staff may terminate a running task."""
+    return bool(user.is_staff or (execution.user_id is not None and execution.user_id == user.pk))
+
+
+def execution_cancel(*, execution: TaskExecution, by: Any, terminate: bool = False) -> bool:
+    """Ask Celery to revoke the task (terminate: kill it if running). Records who asked.
+
+    False when the task had already finished: nothing to cancel.
+    """
+    if not execution_can_control(execution=execution, user=by):
+        raise PermissionDenied
+    if terminate and not by.is_staff:
+        raise PermissionDenied
+    now = timezone.now()
+    asked = TaskExecution.objects.filter(pk=execution.pk, state__in=ACTIVE_STATES).update(
+        cancel_requested_by=by, cancel_requested_at=now, updated_at=now
+    )
+    if not asked:
+        return False
+    current_app.control.revoke(execution.task_id, terminate=terminate, signal="SIGTERM")
+    execution.cancel_requested_by = by
+    execution.cancel_requested_at = now
+    return True

@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from taskboard import views
+
+app_name = "taskboard"
+
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("fragments/list/", views.list_fragment, name="list"),
+    path("<str:task_id>/", views.detail, name="detail"),
+    path("<str:task_id>/progress/", views.progress_fragment, name="progress"),
+    path("<str:task_id>/cancel/", views.cancel, name="cancel"),
+]
