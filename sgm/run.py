@@ -14,16 +14,31 @@ import time
 from types import FrameType
 
 
+def _demo_credentials() -> list[str]:
+    import django
+    from django.conf import settings
+
+    django.setup()
+    if not settings.DEBUG:
+        return []  # production settings: no demo users, ever
+    from sgm.demo import seed_demo
+
+    return seed_demo()
+
+
 def main() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sgm.settings")
     address = os.environ.get("SGM_ADDRESS", "127.0.0.1:8000")
     python = sys.executable
     subprocess.run([python, "manage.py", "migrate", "--noinput"], check=True)
+    credentials = _demo_credentials()
     children = [
         subprocess.Popen([python, "-m", "celery", "-A", "sgm", "worker", "-l", "INFO", "-c", "2"]),
         subprocess.Popen([python, "manage.py", "runserver", "--noreload", address]),
     ]
-    print(f"taskboard: http://{address}/  (Ctrl-C stops web and worker)", flush=True)
+    print(f"taskboard: http://{address}/tasks/  (Ctrl-C stops web and worker)", flush=True)
+    if credentials:
+        print("Demo users (development only):", *credentials, sep="\n", flush=True)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
