@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db.models import Avg, Count, Q, QuerySet
+from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 
 from taskboard.models import RUNNING_STATES, TaskExecution, TaskState, TaskTemplate
@@ -152,3 +153,124 @@ def module_stats(*, module: str, days: int = 7, now: datetime | None = None) -> 
         p50_duration=_nearest_rank(durations, timed, 50),
         p95_duration=_nearest_rank(durations, timed, 95),
     )
+
+
+@dataclass(frozen=True)
+class ModuleOverviewRow:
+    """One module's line on the dashboard's stats panel."""
+
+    module: str
+    total: int = 0
+    succeeded: int = 0
+    failed: int = 0  # FAILURE and LOST: the task ended on its own, without success
+    running: int = 0
+
+    @property
+    def success_rate(self) -> float | None:
+        ended = self.succeeded + self.failed
+        return self.succeeded / ended if ended else None
+
+    @property
+    def success_percent(self) -> float | None:
+        rate = self.success_rate
+        return None if rate is None else rate * 100
+
+
+FAILED_STATES: frozenset[str] = frozenset({TaskState.FAILURE, TaskState.LOST})
+
+
+def module_overview(
+    *, days: int = 1, user: Any = None, now: datetime | None = None
+) -> list[ModuleOverviewRow]:
+    """Per-module volume, outcomes and running tasks of the last `days` days, sorted by
+    module; only `user`'s own tasks when given. Two queries: one aggregate over the
+    created_at window grouped by module, one count of running tasks per module (served by
+    the partial index of active tasks, so it needs no time bound)."""
+    since = (now or timezone.now()) - timedelta(days=days)
+    window = TaskExecution.objects.filter(created_at__gte=since)
+    running_rows = TaskExecution.objects.filter(state__in=RUNNING_STATES)
+    if user is not None:
+        window = window.filter(user=user)
+        running_rows = running_rows.filter(user=user)
+    grouped = (
+        window.order_by()
+        .values("module")
+        .annotate(
+            total=Count("id"),
+            succeeded=Count("id", filter=Q(state=TaskState.SUCCESS)),
+            failed=Count("id", filter=Q(state__in=FAILED_STATES)),
+        )
+    )
+    rows: dict[str, dict[str, int]] = {
+        str(row["module"]): {
+            "total": int(row["total"]),
+            "succeeded": int(row["succeeded"]),
+            "failed": int(row["failed"]),
+        }
+        for row in grouped
+    }
+    running = running_rows.order_by().values("module").annotate(running=Count("id"))
+    for row in running:
+        rows.setdefault(str(row["module"]), {})["running"] = int(row["running"])
+    return [ModuleOverviewRow(module=module, **rows[module]) for module in sorted(rows)]
+
+
+def module_exists(*, module: str) -> bool:
+    """Whether anything is known of module: an execution or a template. At most two
+    index lookups."""
+    return (
+        TaskExecution.objects.filter(module=module).exists()
+        or TaskTemplate.objects.filter(module=module).exists()
+    )
+
+
+def module_recent_failures(*, module: str, limit: int = 10) -> QuerySet[TaskExecution]:
+    """The module's newest failed or lost executions, with their owners."""
+    return (
+        TaskExecution.objects.filter(module=module, state__in=FAILED_STATES)
+        .select_related("user")
+        .order_by("-created_at", "-id")[:limit]
+    )
+
+
+@dataclass(frozen=True)
+class DurationPoint:
+    start: datetime  # start of the bucket, in the current time zone
+    avg_duration: float
+    count: int
+
+
+def module_duration_series(
+    *,
+    module: str,
+    days: int = 7,
+    bucket: str | None = None,
+    now: datetime | None = None,
+) -> list[DurationPoint]:
+    """Average duration and count of the module's successful runs per hour (days <= 1) or
+    per day, oldest first, over executions created in the last `days` days. One query;
+    buckets without a successful run are absent."""
+    bucket = bucket or ("hour" if days <= 1 else "day")
+    if bucket not in ("hour", "day"):
+        raise ValueError(f"bucket must be 'hour' or 'day', not {bucket!r}")
+    since = (now or timezone.now()) - timedelta(days=days)
+    trunc = TruncHour("created_at") if bucket == "hour" else TruncDay("created_at")
+    rows = (
+        TaskExecution.objects.filter(
+            module=module,
+            created_at__gte=since,
+            state=TaskState.SUCCESS,
+            duration__isnull=False,
+        )
+        .order_by()
+        .annotate(bucket=trunc)
+        .values("bucket")
+        .annotate(avg_duration=Avg("duration"), count=Count("id"))
+        .order_by("bucket")
+    )
+    return [
+        DurationPoint(
+            start=row["bucket"], avg_duration=float(row["avg_duration"]), count=int(row["count"])
+        )
+        for row in rows
+    ]

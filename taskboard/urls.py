@@ -9,6 +9,9 @@ app_name = "taskboard"
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("fragments/list/", views.list_fragment, name="list"),
+    path("fragments/stats/", views.stats_fragment, name="stats"),
+    # Before the <task_id> patterns, which would otherwise take "modules" for a task id.
+    path("modules/<str:module>/", views.module_page, name="module"),
     path("<str:task_id>/", views.detail, name="detail"),
     path("<str:task_id>/progress/", views.progress_fragment, name="progress"),
     path("<str:task_id>/cancel/", views.cancel, name="cancel"),

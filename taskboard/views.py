@@ -2,24 +2,32 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HTMX_STOP_POLLING, trigger_client_event
 from django_htmx.middleware import HtmxDetails
 from django_tables2 import LazyPaginator, RequestConfig
 
+from taskboard.charts import line_chart
 from taskboard.models import TaskExecution, TaskState
 from taskboard.selectors import (
     execution_children,
     execution_get_for,
     execution_list_for,
+    module_duration_series,
+    module_exists,
     module_names,
+    module_overview,
+    module_recent_failures,
+    module_stats,
 )
 from taskboard.services.executions import execution_can_control, execution_cancel
 from taskboard.tables import TaskExecutionTable
@@ -70,8 +78,11 @@ def _list_context(request: HttpRequest) -> dict[str, Any]:
 @require_GET
 def dashboard(request: HtmxHttpRequest) -> HttpResponse:
     # An htmx request to the page (a filter form, a sort link) gets the list fragment alone.
-    template = "taskboard/fragments/task-list.html" if request.htmx else "taskboard/dashboard.html"
-    return render(request, template, _list_context(request))
+    if request.htmx:
+        return render(request, "taskboard/fragments/task-list.html", _list_context(request))
+    # Every panel is server-rendered on the first load; htmx only refreshes them.
+    context = {**_list_context(request), **_stats_context(request)}
+    return render(request, "taskboard/dashboard.html", context)
 
 
 @login_required
@@ -123,3 +134,70 @@ def cancel(request: HtmxHttpRequest, task_id: str) -> HttpResponse:
     response = render(request, "taskboard/fragments/progress.html", {"execution": execution})
     # Every panel listening refreshes now, not at its next poll.
     return trigger_client_event(response, CHANGED_EVENT)
+
+
+STATS_DAYS = 1  # the dashboard's stats panel covers the last 24 hours
+CHART_DAYS = 7
+
+
+def _stats_context(request: HttpRequest) -> dict[str, Any]:
+    """The stats panel's context: staff see every module, others their own tasks only."""
+    user = request.user
+    mine_only = not user.is_staff
+    return {
+        "stats_rows": module_overview(days=STATS_DAYS, user=user if mine_only else None),
+        "stats_mine_only": mine_only,
+    }
+
+
+@login_required
+@require_GET
+def stats_fragment(request: HtmxHttpRequest) -> HttpResponse:
+    return render(request, "taskboard/fragments/stats.html", _stats_context(request))
+
+
+def _percent(rate: float | None) -> float | None:
+    return None if rate is None else rate * 100
+
+
+@login_required
+@require_GET
+def module_page(request: HtmxHttpRequest, module: str) -> HttpResponse:
+    if not request.user.is_staff:
+        return HttpResponse(_("Only staff may see module statistics."), status=403)
+    # A module name longer than the column, or with a NUL (PostgreSQL rejects it in text),
+    # cannot exist: answer without asking the database.
+    if len(module) > 64 or "\x00" in module or not module_exists(module=module):
+        raise Http404(_("No such module."))
+    now = timezone.now()
+    day = module_stats(module=module, days=1, now=now)
+    week = module_stats(module=module, days=CHART_DAYS, now=now)
+    series = module_duration_series(module=module, days=CHART_DAYS, now=now)
+    chart = line_chart(
+        # A day's point sits at its midday, so today's is not drawn before the work it sums.
+        series=[(p.start + timedelta(hours=12), p.avg_duration, p.count) for p in series],
+        start=now - timedelta(days=CHART_DAYS),
+        end=now,
+    )
+    windows: list[dict[str, Any]] = [
+        {"label": _("Last 24 hours"), "stats": day, "success_percent": _percent(day.success_rate)},
+        {
+            "label": _("Last 7 days"),
+            "stats": week,
+            "success_percent": _percent(week.success_rate),
+        },
+    ]
+    state_rows = [
+        (value, label, [day.counts.get(value, 0), week.counts.get(value, 0)])
+        for value, label in TaskState.choices
+    ]
+    context = {
+        "module": module,
+        "windows": windows,
+        "state_rows": state_rows,
+        "running": week.running,
+        "failures": module_recent_failures(module=module),
+        "chart": chart,
+        "chart_days": CHART_DAYS,
+    }
+    return render(request, "taskboard/module.html", context)

@@ -7,5 +7,7 @@ from sgm.nomina import views
 app_name = "nomina"
 
 urlpatterns = [
+    path("", views.index, name="index"),
     path("consolidar/", views.launch_consolidation, name="launch_consolidation"),
+    path("lanzar/<slug:tarea>/", views.launch, name="launch"),
 ]
