@@ -180,18 +180,21 @@ FAILED_STATES: frozenset[str] = frozenset({TaskState.FAILURE, TaskState.LOST})
 
 
 def module_overview(
-    *, days: int = 1, user: Any = None, now: datetime | None = None
+    *, days: int = 1, user: Any = None, module: str | None = None, now: datetime | None = None
 ) -> list[ModuleOverviewRow]:
     """Per-module volume, outcomes and running tasks of the last `days` days, sorted by
     module; only `user`'s own tasks when given. Two queries: one aggregate over the
     created_at window grouped by module, one count of running tasks per module (served by
-    the partial index of active tasks, so it needs no time bound)."""
+    the partial index of active tasks, so it needs no time bound). `module`: that one only."""
     since = (now or timezone.now()) - timedelta(days=days)
     window = TaskExecution.objects.filter(created_at__gte=since)
     running_rows = TaskExecution.objects.filter(state__in=RUNNING_STATES)
     if user is not None:
         window = window.filter(user=user)
         running_rows = running_rows.filter(user=user)
+    if module:
+        window = window.filter(module=module)
+        running_rows = running_rows.filter(module=module)
     grouped = (
         window.order_by()
         .values("module")

@@ -8,31 +8,27 @@ from typing import Any
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HTMX_STOP_POLLING, trigger_client_event
 from django_htmx.middleware import HtmxDetails
-from django_tables2 import LazyPaginator, RequestConfig
 
 from taskboard.charts import line_chart
 from taskboard.models import TaskExecution, TaskState
+from taskboard.panels import stats_context
 from taskboard.selectors import (
     execution_children,
     execution_get_for,
-    execution_list_for,
     module_duration_series,
     module_exists,
     module_names,
-    module_overview,
     module_recent_failures,
     module_stats,
 )
 from taskboard.services.executions import execution_can_control, execution_cancel
-from taskboard.tables import TaskExecutionTable
+from taskboard.tables import list_filters, task_table
 
-PER_PAGE = 25
 CHANGED_EVENT = "taskboard:changed"
 
 
@@ -40,34 +36,10 @@ class HtmxHttpRequest(HttpRequest):
     htmx: HtmxDetails
 
 
-def _filters(request: HttpRequest) -> dict[str, str]:
-    wanted = ("module", "state", "owner", "q")
-    # NUL never reaches a query (PostgreSQL rejects it in text); long input is cut.
-    values = {name: request.GET.get(name, "").replace("\x00", "").strip()[:100] for name in wanted}
-    if values["state"] not in TaskState.values:
-        values["state"] = ""
-    return values
-
-
-def _task_table(request: HttpRequest) -> TaskExecutionTable:
-    filters = _filters(request)
-    rows = execution_list_for(viewer=request.user, **filters)
-    table = TaskExecutionTable(
-        rows,
-        page_url=reverse("taskboard:dashboard"),
-        fragment_url=reverse("taskboard:list"),
-    )
-    # LazyPaginator: pages without a COUNT(*) over the whole table.
-    RequestConfig(
-        request, paginate={"paginator_class": LazyPaginator, "per_page": PER_PAGE}
-    ).configure(table)
-    return table
-
-
 def _list_context(request: HttpRequest) -> dict[str, Any]:
     return {
-        "table": _task_table(request),
-        "filters": _filters(request),
+        "table": task_table(request),
+        "filters": list_filters(request),
         "query": request.GET.urlencode(),
         "states": TaskState.choices,
         "modules": module_names(),
@@ -81,7 +53,7 @@ def dashboard(request: HtmxHttpRequest) -> HttpResponse:
     if request.htmx:
         return render(request, "taskboard/fragments/task-list.html", _list_context(request))
     # Every panel is server-rendered on the first load; htmx only refreshes them.
-    context = {**_list_context(request), **_stats_context(request)}
+    context = {**_list_context(request), **stats_context(request)}
     return render(request, "taskboard/dashboard.html", context)
 
 
@@ -136,24 +108,14 @@ def cancel(request: HtmxHttpRequest, task_id: str) -> HttpResponse:
     return trigger_client_event(response, CHANGED_EVENT)
 
 
-STATS_DAYS = 1  # the dashboard's stats panel covers the last 24 hours
 CHART_DAYS = 7
-
-
-def _stats_context(request: HttpRequest) -> dict[str, Any]:
-    """The stats panel's context: staff see every module, others their own tasks only."""
-    user = request.user
-    mine_only = not user.is_staff
-    return {
-        "stats_rows": module_overview(days=STATS_DAYS, user=user if mine_only else None),
-        "stats_mine_only": mine_only,
-    }
 
 
 @login_required
 @require_GET
 def stats_fragment(request: HtmxHttpRequest) -> HttpResponse:
-    return render(request, "taskboard/fragments/stats.html", _stats_context(request))
+    context = stats_context(request, module=request.GET.get("module", ""))
+    return render(request, "taskboard/fragments/stats.html", context)
 
 
 def _percent(rate: float | None) -> float | None:

@@ -17,6 +17,7 @@ import pytest
 from django.db import connections
 
 from taskboard.models import TaskExecution, TaskState
+from tests.factories import make_execution
 from tests.services import ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -165,4 +166,18 @@ def test_nomina_page_launches_follows_and_cancels_tasks(
     page.goto(f"{base}/tasks/")
     page.locator(f"#task-list #task-{export_id}").wait_for()
     page.screenshot(path=str(ARTIFACTS / "tasks.png"), full_page=True)
+    assert problems == []
+
+
+def test_module_page_for_staff(live_server, django_user_model, page):
+    django_user_model.objects.create_user("jefa", password=PASSWORD, is_staff=True)
+    for duration in (2.0, 3.5, 5.0):
+        make_execution(module="nomina", state=TaskState.SUCCESS, duration=duration)
+    make_execution(module="nomina", state=TaskState.FAILURE, exception_message="No cuadra")
+    problems = watch_console(page)
+    log_in(page, live_server.url, "jefa", "/tasks/modules/nomina/")
+    page.locator("svg").first.wait_for()
+    assert "No cuadra" in page.content()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "module.png"), full_page=True)
     assert problems == []

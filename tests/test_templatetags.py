@@ -232,3 +232,33 @@ def test_nomina_page_query_count_is_pinned(ana, staff, django_assert_max_num_que
         # session + user + one page of rows (LazyPaginator: no COUNT)
         with django_assert_max_num_queries(3):
             assert client.get(reverse("nomina:index")).status_code == 200
+
+
+def test_module_stats_shows_that_module_and_polls_its_own_panel(ana, staff):
+    make_execution(user=ana, module="nomina", state=TaskState.SUCCESS)
+    make_execution(user=ana, module="nomina", state=TaskState.FAILURE)
+    make_execution(user=ana, module="contabilidad", state=TaskState.SUCCESS)
+    html = render('{% taskboard_module_stats "nomina" %}', staff)
+    assert 'id="stats-panel"' in html
+    assert 'hx-get="/tasks/fragments/stats/?module=nomina"' in html
+    assert "every 5s" in html and "taskboard:changed from:body" in html
+    assert ">nomina<" in html and "contabilidad" not in html
+    assert '<td class="num">2</td>' in html  # two nomina tasks in the last 24 hours
+
+
+def test_module_stats_counts_only_the_viewers_own_tasks(ana, other):
+    make_execution(user=ana, module="nomina", state=TaskState.SUCCESS)
+    for _ in range(3):
+        make_execution(user=other, module="nomina", state=TaskState.SUCCESS)
+    html = render('{% taskboard_module_stats "nomina" %}', ana)
+    assert '<td class="num">1</td>' in html and '<td class="num">3</td>' not in html
+
+
+def test_stats_fragment_filters_by_module_when_asked(staff):
+    make_execution(module="nomina", state=TaskState.SUCCESS)
+    make_execution(module="contabilidad", state=TaskState.SUCCESS)
+    client = Client()
+    client.force_login(staff)
+    html = client.get(reverse("taskboard:stats"), {"module": "nomina"}, headers=HX).content
+    assert b"nomina" in html and b"contabilidad" not in html
+    assert client.get(reverse("taskboard:stats"), {"module": "\x00x"}).status_code == 200

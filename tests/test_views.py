@@ -211,3 +211,19 @@ def test_owner_cancels_a_running_task_and_panels_refresh(worker, django_user_mod
     assert 0 < execution.progress < 100
     final = client.get(reverse("taskboard:progress", args=[with_owner.id]), headers=HX)
     assert final.status_code == 286
+
+
+def test_staff_terminates_a_running_task(worker, django_user_model):
+    boss = django_user_model.objects.create_user("jefe", password="x-123456789", is_staff=True)
+    # A task that reports no progress for a long while: only terminate can stop it now.
+    result = exportar_nominas.apply_async((6,), {"paginas": 2, "pausa": 30})
+    wait_until(lambda: TaskExecution.objects.filter(task_id=result.id).exists(), 10)
+    wait_until(lambda: TaskExecution.objects.get(task_id=result.id).state == TaskState.STARTED, 10)
+    response = client_for(boss).post(
+        reverse("taskboard:cancel", args=[result.id]), {"terminate": "1"}, headers=HX
+    )
+    assert response.status_code == 200
+    wait_until(lambda: TaskExecution.objects.get(task_id=result.id).state == TaskState.REVOKED, 10)
+    execution = TaskExecution.objects.get(task_id=result.id)
+    assert execution.exception_message == "Terminated (SIGTERM)"
+    assert execution.cancel_requested_by_id == boss.pk

@@ -3,6 +3,7 @@
     {% load taskboard %}
     {% taskboard_tasks module="nomina" %}      the module's task list, refreshing itself
     {% taskboard_progress task_id %}           one task's progress bar, polling until final
+    {% taskboard_module_stats "nomina" %}      the module's stats panel (last 24 hours)
 
 Both render the same fragment templates as the dashboard, so the first render and every
 refresh htmx swaps in afterwards look the same. The viewer is the request's user: staff see
@@ -17,16 +18,14 @@ from typing import Any
 from django import template
 from django.http import HttpRequest, QueryDict
 from django.template.loader import render_to_string
-from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
-from django_tables2 import LazyPaginator, RequestConfig
 
 from taskboard.models import TaskState
-from taskboard.selectors import execution_get_for, execution_list_for
-from taskboard.tables import TaskExecutionTable
-from taskboard.views import PER_PAGE
+from taskboard.panels import stats_context
+from taskboard.selectors import execution_get_for
+from taskboard.tables import task_table
 
 register = template.Library()
 
@@ -75,21 +74,9 @@ def taskboard_tasks(
     request = _request(context)
     query = _list_query(module=module, state=state, per_page=per_page or limit)
     list_request = _as_list_request(request, query)
-    rows = execution_list_for(
-        viewer=request.user, module=query.get("module"), state=query.get("state")
-    )
-    table = TaskExecutionTable(
-        rows,
-        page_url=reverse("taskboard:dashboard"),
-        fragment_url=reverse("taskboard:list"),
-    )
-    # LazyPaginator: pages without a COUNT(*) over the whole table, as on the dashboard.
-    RequestConfig(
-        list_request, paginate={"paginator_class": LazyPaginator, "per_page": PER_PAGE}
-    ).configure(table)
     return render_to_string(
         "taskboard/fragments/task-list.html",
-        {"table": table, "query": query.urlencode()},
+        {"table": task_table(list_request), "query": query.urlencode()},
         request=list_request,
     )
 
@@ -106,4 +93,14 @@ def taskboard_progress(context: template.Context, task_id: Any) -> SafeString:
         )
     return render_to_string(
         "taskboard/fragments/progress.html", {"execution": execution}, request=request
+    )
+
+
+@register.simple_tag(takes_context=True)
+def taskboard_module_stats(context: template.Context, module: str) -> SafeString:
+    """A module's stats panel for the last 24 hours (the viewer's own tasks unless staff),
+    refreshing itself like the dashboard's."""
+    request = _request(context)
+    return render_to_string(
+        "taskboard/fragments/stats.html", stats_context(request, module=module), request=request
     )

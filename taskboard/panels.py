@@ -1,0 +1,26 @@
+"""Context of the panels that both pages and template tags render."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
+
+from taskboard.selectors import module_overview
+
+STATS_DAYS = 1  # the stats panel covers the last 24 hours
+
+
+def stats_context(request: HttpRequest, module: str = "") -> dict[str, Any]:
+    """The stats panel's context: staff see every module, others their own tasks only;
+    with `module`, that module alone (the embedded panel)."""
+    user = request.user
+    mine_only = not user.is_staff
+    module = module.replace("\x00", "")[:64]
+    return {
+        "stats_rows": module_overview(
+            days=STATS_DAYS, user=user if mine_only else None, module=module or None
+        ),
+        "stats_mine_only": mine_only,
+        "stats_module": module,
+    }
