@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -9,6 +8,7 @@ import redis
 from django.db import connection
 
 from sgm.celery import app as celery_app
+from tests.factories import make_user
 from tests.services import (
     RedisServer,
     WorkerProcess,
@@ -94,5 +94,15 @@ def _busy(worker: WorkerProcess) -> bool:
 
 
 @pytest.fixture
-def tmp_dir(tmp_path: Path) -> Path:
-    return tmp_path
+def ana(db: None) -> Any:
+    return make_user("ana")
+
+
+@pytest.fixture
+def other(db: None) -> Any:
+    return make_user("otro")
+
+
+@pytest.fixture
+def staff(db: None) -> Any:
+    return make_user("jefa", staff=True)

@@ -9,6 +9,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser
+from django.test import Client
 from django.utils import timezone
 
 from taskboard.models import TaskExecution, TaskState
@@ -22,6 +23,13 @@ def make_user(username: str | None = None, *, staff: bool = False, **extra: Any)
         username=username, password="secret-pass-123", is_staff=staff, **extra
     )
     return user
+
+
+def client_for(user: Any) -> Client:
+    """A test client logged in as user."""
+    client = Client()
+    client.force_login(user)
+    return client
 
 
 def make_execution(**fields: Any) -> TaskExecution:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -16,30 +15,9 @@ from taskboard.selectors import (
     module_overview,
     module_recent_failures,
 )
-from tests.factories import make_execution, make_history, make_user
+from tests.factories import client_for, make_execution, make_history, make_user
 
 HX = {"HX-Request": "true"}
-
-
-@pytest.fixture
-def ana(db):
-    return make_user("ana")
-
-
-@pytest.fixture
-def other(db):
-    return make_user("otro")
-
-
-@pytest.fixture
-def staff(db):
-    return make_user("jefa", staff=True)
-
-
-def client_for(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def module_url(module: str) -> str:

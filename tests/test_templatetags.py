@@ -13,24 +13,9 @@ from django.test import Client, RequestFactory
 from django.urls import reverse
 
 from taskboard.models import TaskExecution, TaskState
-from tests.factories import make_execution, make_history, make_user
+from tests.factories import client_for, make_execution, make_history
 
 HX = {"HX-Request": "true"}
-
-
-@pytest.fixture
-def ana(db):
-    return make_user("ana")
-
-
-@pytest.fixture
-def other(db):
-    return make_user("otro")
-
-
-@pytest.fixture
-def staff(db):
-    return make_user("jefa", staff=True)
 
 
 def render(source: str, user, path: str = "/nomina/", **context) -> str:
@@ -150,17 +135,11 @@ def test_tags_need_the_request_in_the_context(ana):
 # --- The nomina page: the tags' first host -------------------------------------------------
 
 
-def logged_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
 def test_nomina_page_needs_log_in_and_embeds_the_module_list(client, ana):
     response = client.get(reverse("nomina:index"))
     assert response.status_code == 302 and "/accounts/login/" in response["Location"]
     mine = make_execution(user=ana, module="nomina")
-    page = logged_in(ana).get(reverse("nomina:index"))
+    page = client_for(ana).get(reverse("nomina:index"))
     html = page.content.decode()
     assert page.status_code == 200 and "<html" in html
     assert 'hx-get="/tasks/fragments/list/?module=nomina"' in html and mine.task_id in html
@@ -173,7 +152,7 @@ def test_nomina_launch_answers_htmx_with_the_tasks_progress(
 ):
     url = reverse("nomina:launch", args=["consolidar"])
     with django_capture_on_commit_callbacks() as callbacks:
-        response = logged_in(ana).post(url, {"periodo_id": "7", "empleados": "3"}, headers=HX)
+        response = client_for(ana).post(url, {"periodo_id": "7", "empleados": "3"}, headers=HX)
     assert response.status_code == 200 and "<html" not in response.content.decode()
     assert json.loads(response["HX-Trigger"]) == {"taskboard:changed": {}}
     html = response.content.decode()
@@ -185,7 +164,7 @@ def test_nomina_launch_answers_htmx_with_the_tasks_progress(
 def test_nomina_launch_without_htmx_goes_back_to_the_page(ana, django_capture_on_commit_callbacks):
     url = reverse("nomina:launch", args=["exportar"])
     with django_capture_on_commit_callbacks() as callbacks:
-        response = logged_in(ana).post(url, {"periodo_id": "7"})
+        response = client_for(ana).post(url, {"periodo_id": "7"})
     assert response.status_code == 302 and response["Location"] == reverse("nomina:index")
     assert len(callbacks) == 1
 
@@ -204,7 +183,7 @@ def test_nomina_launch_without_htmx_goes_back_to_the_page(ana, django_capture_on
 def test_nomina_launch_rejects_bad_input_and_launches_nothing(
     ana, data, django_capture_on_commit_callbacks
 ):
-    client = logged_in(ana)
+    client = client_for(ana)
     url = reverse("nomina:launch", args=["consolidar"])
     with django_capture_on_commit_callbacks() as callbacks:
         fragment = client.post(url, data, headers=HX)
@@ -217,7 +196,7 @@ def test_nomina_launch_rejects_bad_input_and_launches_nothing(
 
 
 def test_nomina_launch_of_an_unknown_task_or_by_get_is_refused(ana):
-    client = logged_in(ana)
+    client = client_for(ana)
     assert (
         client.post(reverse("nomina:launch", args=["borrar"]), {"periodo_id": "1"}).status_code
         == 404
@@ -228,7 +207,7 @@ def test_nomina_launch_of_an_unknown_task_or_by_get_is_refused(ana):
 def test_nomina_page_query_count_is_pinned(ana, staff, django_assert_max_num_queries):
     make_history([ana, staff], count=300)
     for user in (ana, staff):
-        client = logged_in(user)
+        client = client_for(user)
         # session + user + one page of rows (LazyPaginator: no COUNT)
         with django_assert_max_num_queries(3):
             assert client.get(reverse("nomina:index")).status_code == 200

@@ -4,37 +4,15 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from django.test import Client
 from django.urls import reverse
 
 from sgm.nomina.tasks import exportar_nominas
 from taskboard.models import TaskExecution, TaskState
-from tests.factories import make_execution, make_history, make_user
+from tests.factories import client_for, make_execution, make_history, make_user
 from tests.services import wait_until
 
 HX = {"HX-Request": "true"}
-
-
-@pytest.fixture
-def ana(db):
-    return make_user("ana")
-
-
-@pytest.fixture
-def other(db):
-    return make_user("otro")
-
-
-@pytest.fixture
-def staff(db):
-    return make_user("jefa", staff=True)
-
-
-def client_for(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def urls_for(execution: TaskExecution) -> list[str]:
