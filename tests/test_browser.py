@@ -181,3 +181,31 @@ def test_module_page_for_staff(live_server, django_user_model, page):
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "module.png"), full_page=True)
     assert problems == []
+
+
+def test_live_switch_pauses_and_resumes_polling(live_server, django_user_model, page):
+    django_user_model.objects.create_user("lupe", password=PASSWORD)
+    problems = watch_console(page)
+    polls: list[float] = []
+    page.on(
+        "request",
+        lambda request: (
+            polls.append(time.monotonic()) if "/tasks/fragments/" in request.url else None
+        ),
+    )
+    log_in(page, live_server.url, "lupe", "/tasks/")
+    page.wait_for_timeout(5_500)
+    assert polls, "the panels did not poll while live"
+
+    page.uncheck("[data-taskboard-live]")
+    paused_at = time.monotonic()
+    page.wait_for_timeout(11_000)
+    assert [t for t in polls if t > paused_at + 0.5] == [], "polling went on while paused"
+
+    page.reload()  # the choice is remembered by this browser
+    assert not page.is_checked("[data-taskboard-live]")
+    resumed_at = time.monotonic()
+    page.check("[data-taskboard-live]")
+    page.wait_for_timeout(1_000)
+    assert [t for t in polls if t > resumed_at], "switching back on did not refresh at once"
+    assert problems == []
