@@ -84,15 +84,16 @@ def apply(write: Write) -> bool:
 
 def _update(write: Write) -> bool:
     sql, params = _update_statement(write)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        if cursor.rowcount:
-            return True
-        if write.create is None or write.lookup[0] != "task_id":
-            return False
-        _insert([{**write.create(), "task_id": write.lookup[1], "state": TaskState.PENDING}])
-        cursor.execute(sql, params)
-        return bool(cursor.rowcount)
+    return _execute_many(sql, [params])[0] or _create_and_retry(write, sql, params)
+
+
+def _create_and_retry(write: Write, sql: str, params: list[Any]) -> bool:
+    """The UPDATE changed nothing: if the row may be missing, create it as PENDING (a no-op
+    when it exists) and apply the write again."""
+    if write.create is None or write.lookup[0] != "task_id":
+        return False
+    _insert([{**write.create(), "task_id": write.lookup[1], "state": TaskState.PENDING}])
+    return _execute_many(sql, [params])[0]
 
 
 def _update_many(writes: list[Write]) -> list[Write]:
@@ -102,13 +103,16 @@ def _update_many(writes: list[Write]) -> list[Write]:
         sql, params = _update_statement(write)
         by_statement.setdefault(sql, []).append((write, params))
     changed: list[Write] = []
-    missed: list[Write] = []
+    missed: list[tuple[Write, str, list[Any]]] = []
     for sql, items in by_statement.items():
         hits = _execute_many(sql, [params for _, params in items])
-        for (write, _), hit in zip(items, hits, strict=True):
-            (changed if hit else missed).append(write)
+        for (write, params), hit in zip(items, hits, strict=True):
+            if hit:
+                changed.append(write)
+            else:
+                missed.append((write, sql, params))
     # A row that was not there yet (or a write the rule refused): one by one, rare.
-    changed.extend(write for write in missed if write.create is not None and _update(write))
+    changed.extend(write for write, sql, params in missed if _create_and_retry(write, sql, params))
     return changed
 
 

@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -97,11 +98,11 @@ def progress_fragment(request: HtmxHttpRequest, task_id: str) -> HttpResponse:
 def cancel(request: HtmxHttpRequest, task_id: str) -> HttpResponse:
     execution = _execution_or_404(request, task_id)
     terminate = request.POST.get("terminate") == "1"
-    if not execution_can_control(execution=execution, user=request.user) or (
-        terminate and not request.user.is_staff
-    ):
+    try:
+        cancelled = execution_cancel(execution=execution, by=request.user, terminate=terminate)
+    except PermissionDenied:  # the service holds the rule: owner or staff, terminate staff
         return HttpResponse(_("You may not cancel this task."), status=403)
-    if not execution_cancel(execution=execution, by=request.user, terminate=terminate):
+    if not cancelled:
         return HttpResponse(_("This task has already finished."), status=409)
     response = render(request, "taskboard/fragments/progress.html", {"execution": execution})
     # Every panel listening refreshes now, not at its next poll.
