@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
-from taskboard.models import TaskExecution, TaskNotification, TaskTemplate
+from taskboard.models import TaskExecution, TaskNotification, TaskTemplate, WorkerHeartbeat
 
 
 @admin.register(TaskTemplate)
@@ -50,3 +51,19 @@ class TaskNotificationAdmin(admin.ModelAdmin[TaskNotification]):
     search_fields = ["message"]
     raw_id_fields = ["user", "execution"]
     list_select_related = ["user"]
+
+
+@admin.register(WorkerHeartbeat)
+class WorkerHeartbeatAdmin(admin.ModelAdmin[WorkerHeartbeat]):
+    """Workers write these rows themselves; the admin only reads them (or removes old ones)."""
+
+    list_display = ["hostname", "last_seen", "stopped_at", "concurrency", "processed", "pid"]
+    search_fields = ["hostname"]
+    readonly_fields = [
+        field.name
+        for field in WorkerHeartbeat._meta.get_fields()
+        if getattr(field, "concrete", False) and field.name != "id"
+    ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

@@ -238,3 +238,31 @@ class TaskNotification(models.Model):
     @property
     def is_read(self) -> bool:
         return self.read_at is not None
+
+
+class WorkerHeartbeat(models.Model):
+    """A worker's own report of itself, upserted every few seconds from its heartbeat.
+
+    The worker panel reads these rows: no broadcast, no Flower. A row whose `last_seen` is
+    older than TASKBOARD_WORKER_OFFLINE_AFTER (or that has `stopped_at`) is offline.
+    """
+
+    hostname = models.CharField(_("worker"), max_length=255, unique=True)
+    pid = models.PositiveIntegerField(_("process id"), null=True, blank=True)
+    started_at = models.DateTimeField(_("started"), default=timezone.now)
+    last_seen = models.DateTimeField(_("last seen"), default=timezone.now)
+    stopped_at = models.DateTimeField(_("stopped"), null=True, blank=True)
+    concurrency = models.PositiveIntegerField(_("concurrency"), null=True, blank=True)
+    queues = models.JSONField(_("queues"), default=list, blank=True)
+    active = models.JSONField(_("active tasks"), default=list, blank=True)
+    processed = models.PositiveBigIntegerField(_("processed"), default=0)
+    loadavg = models.JSONField(_("load average"), null=True, blank=True)
+    software = models.CharField(_("software"), max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["hostname"]
+        verbose_name = _("worker heartbeat")
+        verbose_name_plural = _("worker heartbeats")
+
+    def __str__(self) -> str:
+        return self.hostname
