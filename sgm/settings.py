@@ -135,6 +135,7 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/tasks/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
+CSRF_FAILURE_VIEW = "taskboard.api.csrf_failure"
 
 LOGGING = {
     "version": 1,
@@ -167,6 +168,22 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
+
+
+def cache_config() -> dict[str, Any]:
+    """The cache every web process shares (taskboard's single-flight worker fetches).
+
+    CACHE_URL, else the broker when it is Redis, else files under var/ (one machine)."""
+    url = os.environ.get("CACHE_URL") or CELERY_BROKER_URL
+    if url.startswith(("redis://", "rediss://")):
+        return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
+    return {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": str(VAR_DIR / "cache"),
+    }
+
+
+CACHES = {"default": cache_config()}
 
 FLOWER_URL = os.environ.get("FLOWER_URL", "")
 FLOWER_USER = os.environ.get("FLOWER_USER", "")

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
+from django.utils.module_loading import import_string
 
 from taskboard.conf import conf
 
@@ -33,12 +34,42 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         messages.append(
             Error("TASKBOARD_PROGRESS_WRITES_PER_SECOND must be positive.", id="taskboard.E003")
         )
+    messages += _check_worker_sources()
     if MIDDLEWARE_PATH not in settings.MIDDLEWARE:
         messages.append(
             Warning(
                 f"{MIDDLEWARE_PATH} is not in MIDDLEWARE: tasks launched from requests "
                 "will not record who launched them.",
                 id="taskboard.W001",
+            )
+        )
+    return messages
+
+
+BUILTIN_SOURCES = ("flower", "heartbeats", "inspect")
+
+
+def _check_worker_sources() -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    for name in conf.WORKER_SOURCES:
+        if name in BUILTIN_SOURCES:
+            continue
+        try:
+            import_string(name)
+        except ImportError as exc:
+            messages.append(
+                Error(
+                    f"TASKBOARD_WORKER_SOURCES names {name!r}, which is neither one of "
+                    f"{', '.join(BUILTIN_SOURCES)} nor importable: {exc}.",
+                    id="taskboard.E004",
+                )
+            )
+    if "flower" in conf.WORKER_SOURCES and conf.FLOWER_URL and not conf.FLOWER_PASSWORD:
+        messages.append(
+            Warning(
+                "FLOWER_URL is set without FLOWER_PASSWORD: Flower should never be reachable "
+                "without authentication.",
+                id="taskboard.W002",
             )
         )
     return messages

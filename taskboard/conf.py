@@ -78,6 +78,64 @@ class Settings:
         recorded with one write (its final state), which keeps tracking cheap."""
         return float(self._get("TASKBOARD_STARTED_WRITE_DELAY", 0.25))
 
+    # --- Workers -------------------------------------------------------------------------
+
+    @property
+    def WORKER_SOURCES(self) -> tuple[str, ...]:
+        """Where the worker panel reads workers from, tried in order until one answers:
+        "flower" (skipped unless FLOWER_URL is set), "heartbeats", "inspect"."""
+        return tuple(self._get("TASKBOARD_WORKER_SOURCES", ("flower", "heartbeats", "inspect")))
+
+    @property
+    def WORKERS_CACHE_SECONDS(self) -> float:
+        """Workers are fetched once per this many seconds for every viewer (the poll)."""
+        return float(self._get("TASKBOARD_WORKERS_CACHE_SECONDS", 5.0))
+
+    @property
+    def CACHE_ALIAS(self) -> str:
+        """The cache shared by every web process (single-flight fetches, cached workers)."""
+        return str(self._get("TASKBOARD_CACHE_ALIAS", "default"))
+
+    @property
+    def HEARTBEAT_INTERVAL(self) -> float:
+        """A worker writes its heartbeat row at most once per this many seconds."""
+        return float(self._get("TASKBOARD_HEARTBEAT_INTERVAL", 2.0))
+
+    @property
+    def WORKER_OFFLINE_AFTER(self) -> float:
+        """A worker whose last heartbeat is older than this many seconds is offline."""
+        return float(self._get("TASKBOARD_WORKER_OFFLINE_AFTER", 10.0))
+
+    @property
+    def INSPECT_TIMEOUT(self) -> float:
+        """Seconds Celery's inspect() waits for workers to answer."""
+        return float(self._get("TASKBOARD_INSPECT_TIMEOUT", 1.0))
+
+    @property
+    def FLOWER_URL(self) -> str:
+        return str(self._get("FLOWER_URL", "") or "").rstrip("/")
+
+    @property
+    def FLOWER_USER(self) -> str:
+        return str(self._get("FLOWER_USER", "") or "")
+
+    @property
+    def FLOWER_PASSWORD(self) -> str:
+        return str(self._get("FLOWER_PASSWORD", "") or "")
+
+    @property
+    def FLOWER_TIMEOUT(self) -> tuple[float, float]:
+        """(connect, read) seconds for every call to Flower. Read allows for Flower's own
+        inspect broadcast (its --inspect_timeout, 1 s by default)."""
+        connect, read = self._get("TASKBOARD_FLOWER_TIMEOUT", (1.0, 3.0))
+        return float(connect), float(read)
+
+    @property
+    def REVOKE_VIA_FLOWER(self) -> bool:
+        """Cancel and terminate through Flower's revoke (when FLOWER_URL is set) instead of
+        Celery's broadcast; a Flower that fails falls back to the broadcast."""
+        return bool(self._get("TASKBOARD_REVOKE_VIA_FLOWER", False))
+
 
 _compiled: dict[str, re.Pattern[str]] = {}
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db.models import Avg, Count, Q, QuerySet
 from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
@@ -54,6 +56,8 @@ def execution_list_for(
 
 def execution_get_for(*, viewer: Any, task_id: str) -> TaskExecution | None:
     """The execution of task_id if viewer may see it (None otherwise: no leak of existence)."""
+    if len(task_id) > 255 or "\x00" in task_id:
+        return None  # cannot exist (and PostgreSQL rejects NUL in text): do not ask
     rows = execution_list_for(viewer=viewer).filter(task_id=task_id)
     return rows.select_related("cancel_requested_by", "retry_of").first()
 
@@ -277,3 +281,45 @@ def module_duration_series(
         )
         for row in rows
     ]
+
+
+def _user_ids_named(name: str) -> list[Any]:
+    """Ids of the users whose username is name or, for a number, whose id it is. One query."""
+    user_model = get_user_model()
+    named = Q(**{user_model.USERNAME_FIELD: name})
+    if name.isascii() and name.isdigit() and len(name) <= 18:  # fits a bigint
+        named |= Q(pk=int(name))
+    return list(user_model.objects.filter(named).values_list("pk", flat=True)[:2])
+
+
+def execution_search(
+    *,
+    viewer: Any,
+    owner: str | None = None,
+    mine: bool = False,
+    module: str | None = None,
+    states: Collection[str] = (),
+    since: datetime | None = None,
+) -> QuerySet[TaskExecution]:
+    """What viewer may see (staff: everyone's tasks, others: their own; mine: their own
+    for staff too), newest first, filtered by owner (username or numeric id), module, any
+    of states, and created at or after since.
+
+    The owner is resolved to ids first (one small query, staff only), so the list itself
+    filters on user_id and PostgreSQL can walk the owner's index."""
+    rows = execution_list_for(viewer=viewer, module=module or None)
+    if viewer is None or not getattr(viewer, "is_authenticated", False):
+        return rows
+    if mine:
+        rows = rows.filter(user=viewer)
+    if owner:
+        if not viewer.is_staff:
+            if owner not in (viewer.get_username(), str(viewer.pk)):
+                return rows.none()
+        else:
+            rows = rows.filter(user_id__in=_user_ids_named(owner))
+    if states:
+        rows = rows.filter(state__in=sorted(set(states)))
+    if since is not None:
+        rows = rows.filter(created_at__gte=since)
+    return rows

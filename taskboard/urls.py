@@ -10,6 +10,7 @@ urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("fragments/list/", views.list_fragment, name="list"),
     path("fragments/stats/", views.stats_fragment, name="stats"),
+    path("fragments/workers/", views.workers_fragment, name="workers"),
     # Before the <task_id> patterns, which would otherwise take "modules" for a task id.
     path("modules/<str:module>/", views.module_page, name="module"),
     path("<str:task_id>/", views.detail, name="detail"),

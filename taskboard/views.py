@@ -28,6 +28,7 @@ from taskboard.selectors import (
     module_stats,
 )
 from taskboard.services.executions import execution_can_control, execution_cancel
+from taskboard.services.workers import WorkersSnapshot, snapshot_for, workers_snapshot
 from taskboard.tables import list_filters, task_table
 
 CHANGED_EVENT = "taskboard:changed"
@@ -54,6 +55,7 @@ def dashboard(request: HtmxHttpRequest) -> HttpResponse:
     if request.htmx:
         return render(request, "taskboard/fragments/task-list.html", _list_context(request))
     # Every panel is server-rendered on the first load; htmx only refreshes them.
+    # ...but the workers panel, which may wait on Flower or a broadcast: it loads by itself.
     context = {**_list_context(request), **stats_context(request)}
     return render(request, "taskboard/dashboard.html", context)
 
@@ -107,6 +109,18 @@ def cancel(request: HtmxHttpRequest, task_id: str) -> HttpResponse:
     response = render(request, "taskboard/fragments/progress.html", {"execution": execution})
     # Every panel listening refreshes now, not at its next poll.
     return trigger_client_event(response, CHANGED_EVENT)
+
+
+def _workers_context(request: HttpRequest) -> dict[str, Any]:
+    snapshot: WorkersSnapshot = snapshot_for(workers_snapshot(), viewer=request.user)
+    lengths = snapshot.queue_lengths or {}
+    return {"snapshot": snapshot, "queue_lengths": sorted(lengths.items())}
+
+
+@login_required
+@require_GET
+def workers_fragment(request: HtmxHttpRequest) -> HttpResponse:
+    return render(request, "taskboard/fragments/workers.html", _workers_context(request))
 
 
 CHART_DAYS = 7

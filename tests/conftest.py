@@ -1,18 +1,22 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import redis
+from django.core.cache import cache
 from django.db import connection
+from django.test import override_settings
 
 from sgm.celery import app as celery_app
 from tests.factories import make_user
 from tests.services import (
+    FlowerProcess,
     RedisServer,
     WorkerProcess,
     database_url,
+    start_flower,
     start_redis,
     start_worker,
     wait_until,
@@ -37,7 +41,28 @@ def celery_on_test_redis(redis_server: RedisServer) -> Iterator[str]:
         result_backend=redis_server.url,
         broker_transport_options={},
     )
+    # The cache every web process shares (single-flight worker fetches) is Redis in
+    # production: the suite's own Redis here.
+    shared_cache = override_settings(
+        CACHES={
+            "default": {
+                "BACKEND": "django.core.cache.backends.redis.RedisCache",
+                "LOCATION": redis_server.url,
+                "KEY_PREFIX": "tbtest",
+            }
+        }
+    )
+    shared_cache.enable()
     yield redis_server.url
+    shared_cache.disable()
+
+
+@pytest.fixture(autouse=True)
+def fresh_worker_cache(celery_on_test_redis: str) -> None:
+    """Each test fetches workers anew instead of seeing the previous test's snapshot."""
+    from taskboard.services.workers import FLOWER_INFO_KEY, WORKERS_KEY
+
+    cache.delete_many([WORKERS_KEY, FLOWER_INFO_KEY, f"{WORKERS_KEY}:lock"])
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -75,6 +100,47 @@ def worker_process(
     )
     yield worker
     worker.stop()
+
+
+@pytest.fixture(scope="session")
+def flower(
+    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[FlowerProcess]:
+    """A real Flower with basic auth, watching the suite's Redis."""
+    try:
+        process = start_flower(
+            tmp=tmp_path_factory.mktemp("flower"),
+            broker_url=redis_server.url,
+            user="flower-admin",
+            password="flower-secret-1",
+        )
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def spawn_worker(
+    transactional_db: None, redis_server: RedisServer, tmp_path: Any
+) -> Iterator[Callable[..., WorkerProcess]]:
+    """Start extra workers of the test's own (on the test database); all stopped after."""
+    started: list[WorkerProcess] = []
+
+    def spawn(**options: Any) -> WorkerProcess:
+        process = start_worker(
+            celery_app,
+            tmp=tmp_path,
+            broker_url=redis_server.url,
+            db_url=database_url(connection.settings_dict),
+            **options,
+        )
+        started.append(process)
+        return process
+
+    yield spawn
+    for process in started:
+        process.stop()
 
 
 @pytest.fixture

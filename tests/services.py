@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import signal
@@ -118,12 +119,9 @@ def database_url(settings_dict: dict[str, Any]) -> str:
     raise RuntimeError(f"unsupported test database engine {engine}")
 
 
-@dataclass
-class WorkerProcess:
-    """A real `celery worker` (prefork pool) in its own process."""
+class LoggedProcess:
+    """A service process of the suite, with its log file; SIGTERM stops it (then SIGKILL)."""
 
-    name: str
-    queues: tuple[str, ...]
     process: subprocess.Popen[bytes]
     log_path: Path
 
@@ -138,6 +136,16 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=10)
+
+
+@dataclass
+class WorkerProcess(LoggedProcess):
+    """A real `celery worker` (prefork pool) in its own process."""
+
+    name: str
+    queues: tuple[str, ...]
+    process: subprocess.Popen[bytes]
+    log_path: Path
 
 
 def start_worker(
@@ -186,3 +194,77 @@ def _answers_ping(app: Any, worker: WorkerProcess) -> bool:
     if worker.process.poll() is not None:
         raise RuntimeError(f"Celery worker exited:\n{worker.log()[-4000:]}")
     return bool(app.control.ping(destination=[worker.name], timeout=0.5))
+
+
+FLOWER_HELP = (
+    "The worker-panel tests run a real Flower. It is a test dependency: `make install` (or "
+    "`pip install -e '.[dev]'`) installs it."
+)
+
+
+@dataclass
+class FlowerProcess(LoggedProcess):
+    """A real `celery flower` with basic auth, on a loopback port."""
+
+    url: str
+    user: str
+    password: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+
+def start_flower(*, tmp: Path, broker_url: str, user: str, password: str) -> FlowerProcess:
+    if importlib.util.find_spec("flower") is None:
+        raise RuntimeError(FLOWER_HELP)
+    port = free_port()
+    log_path = tmp / "flower.log"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "sgm.settings",
+        "PYTHONPATH": str(ROOT),
+        "CELERY_BROKER_URL": broker_url,
+        "CELERY_RESULT_BACKEND": broker_url,
+    }
+    env.pop("FLOWER_UNAUTHENTICATED_API", None)
+    command = [
+        sys.executable, "-m", "celery", "-A", "sgm", "flower",
+        "--address=127.0.0.1", f"--port={port}", f"--basic-auth={user}:{password}",
+        "--inspect_timeout=1000", "--persistent=False",
+    ]  # fmt: skip
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    flower_process = FlowerProcess(f"http://127.0.0.1:{port}", user, password, process, log_path)
+
+    def answers() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(f"Flower exited:\n{flower_process.log()[-4000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    try:
+        wait_until(answers, timeout=30, interval=0.2)
+    except TimeoutError:
+        flower_process.stop()
+        raise RuntimeError(f"Flower did not start:\n{flower_process.log()[-4000:]}") from None
+    return flower_process
+
+
+class HangingServer:
+    """Accepts connections (the kernel completes the handshake) and never answers."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def closed_port_url() -> str:
+    """A loopback URL nothing listens on: connecting is refused at once."""
+    return f"http://127.0.0.1:{free_port()}"

@@ -165,6 +165,9 @@ def test_nomina_page_launches_follows_and_cancels_tasks(
     page.screenshot(path=str(ARTIFACTS / "nomina.png"), full_page=True)
     page.goto(f"{base}/tasks/")
     page.locator(f"#task-list #task-{export_id}").wait_for()
+    # The workers panel loads by itself after the page, from the workers' own heartbeats.
+    page.locator(f'#workers-panel tr.online[data-worker="{worker.name}"]').wait_for()
+    assert page.locator("#workers-panel [data-source]").get_attribute("data-source") == "heartbeats"
     page.screenshot(path=str(ARTIFACTS / "tasks.png"), full_page=True)
     assert problems == []
 

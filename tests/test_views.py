@@ -205,3 +205,11 @@ def test_staff_terminates_a_running_task(worker, django_user_model):
     execution = TaskExecution.objects.get(task_id=result.id)
     assert execution.exception_message == "Terminated (SIGTERM)"
     assert execution.cancel_requested_by_id == boss.pk
+
+
+def test_task_ids_that_cannot_exist_are_404_not_500(ana):
+    client = client_for(ana)
+    for task_id in ("%00", "a%00b", "x" * 300):
+        assert client.get(f"/tasks/{task_id}/").status_code == 404
+        assert client.get(f"/tasks/{task_id}/progress/").status_code == 404
+        assert client.post(f"/tasks/{task_id}/cancel/").status_code == 404

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import current_app
 from django.core.exceptions import PermissionDenied
 from django.utils import timezone
 
 from taskboard.models import ACTIVE_STATES, TaskExecution
+from taskboard.services.manager import TaskManager
 
 
 def execution_can_control(*, execution: TaskExecution, user: Any) -> bool:
@@ -17,7 +17,8 @@ def execution_can_control(*, execution: TaskExecution, user: Any) -> bool:
 
 
 def execution_cancel(*, execution: TaskExecution, by: Any, terminate: bool = False) -> bool:
-    """Ask Celery to revoke the task (terminate: kill it if running). Records who asked.
+    """Ask Celery to revoke the task (terminate: kill it if running), through TaskManager.
+    Records who asked and when.
 
     False when the task had already finished: nothing to cancel.
     """
@@ -31,7 +32,7 @@ def execution_cancel(*, execution: TaskExecution, by: Any, terminate: bool = Fal
     )
     if not asked:
         return False
-    current_app.control.revoke(execution.task_id, terminate=terminate, signal="SIGTERM")
+    TaskManager().revoke(execution.task_id, terminate=terminate)
     execution.cancel_requested_by = by
     execution.cancel_requested_at = now
     return True

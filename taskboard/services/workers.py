@@ -1,0 +1,555 @@
+"""Worker sources: who is working, on what. Flower, taskboard's own heartbeats, or inspect().
+
+Every source returns the same WorkerRecord list. `workers_snapshot()` tries the configured
+sources in order, caches the answer for the poll interval in the shared cache and fetches it
+single-flight across processes, so a hundred open dashboards cost one fetch per interval.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol, TypeVar
+
+from celery import current_app
+from django.core.cache import caches
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.module_loading import import_string
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+
+from taskboard.conf import conf
+from taskboard.models import TaskExecution, WorkerHeartbeat
+from taskboard.services.flower import FlowerError, FlowerService
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Offline workers stay on the panel (greyed) this long after their last heartbeat.
+OFFLINE_SHOWN_FOR = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class ActiveTask:
+    task_id: str
+    name: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "task_id": self.task_id,
+            "name": self.name,
+            "url": reverse("taskboard:detail", args=[self.task_id]),
+        }
+
+
+@dataclass(frozen=True)
+class WorkerRecord:
+    name: str
+    online: bool
+    last_seen: datetime | None = None
+    active: tuple[ActiveTask, ...] = ()
+    processed: int | None = None
+    concurrency: int | None = None
+    queues: tuple[str, ...] = ()
+    loadavg: tuple[float, ...] | None = None
+    others_active: int = 0  # active tasks of other users, not listed for this viewer
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "online": self.online,
+            "last_seen": _iso(self.last_seen),
+            "active": [task.as_dict() for task in self.active],
+            "others_active": self.others_active,
+            "processed": self.processed,
+            "concurrency": self.concurrency,
+            "queues": list(self.queues),
+            "loadavg": None if self.loadavg is None else list(self.loadavg),
+        }
+
+
+class SourceUnavailable(Exception):
+    """A source could not tell: `reason` is a code, `detail` what happened."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(reason, detail)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class SourceFailure:
+    source: str
+    reason: str
+    detail: str = ""
+
+    def message(self) -> str:
+        """Said in the viewer's language (the snapshot is cached, so not translated early)."""
+        detail = self.detail
+        messages = {
+            "unreachable": _("Flower is not reachable (%(detail)s)."),
+            "timeout": _("Flower did not answer in time."),
+            "auth": _("Flower rejected the credentials."),
+            "bad_response": _("Flower answered with an error (%(detail)s)."),
+            "no_heartbeats": _("No worker has recorded a heartbeat yet."),
+            "no_workers": _("No worker answered within %(detail)s s."),
+            "broker": _("The broker could not be reached (%(detail)s)."),
+        }
+        text = messages.get(self.reason)
+        return detail if text is None else text % {"detail": detail}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "reason": self.reason, "message": self.message()}
+
+
+@dataclass(frozen=True)
+class WorkersSnapshot:
+    source: str  # the source shown, or "none" when every source failed
+    workers: tuple[WorkerRecord, ...]
+    queue_lengths: dict[str, int] | None
+    fetched_at: datetime
+    fallbacks: tuple[SourceFailure, ...] = ()
+
+    @property
+    def online(self) -> list[WorkerRecord]:
+        return [worker for worker in self.workers if worker.online]
+
+    @property
+    def source_label(self) -> str:
+        return source_label(self.source)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "fetched_at": _iso(self.fetched_at),
+            "workers": [worker.as_dict() for worker in self.workers],
+            "queue_lengths": self.queue_lengths,
+            "fallbacks": [failure.as_dict() for failure in self.fallbacks],
+        }
+
+
+def source_label(name: str) -> str:
+    labels = {
+        "flower": _("Flower"),
+        "heartbeats": _("worker heartbeats"),
+        "inspect": _("Celery inspect"),
+        "none": _("no source"),
+    }
+    return labels.get(name, name)
+
+
+class WorkerSource(Protocol):
+    name: str
+
+    def fetch(self) -> tuple[list[WorkerRecord], dict[str, int] | None]:
+        """Workers and queue lengths (None: unknown). Raises SourceUnavailable."""
+        ...
+
+
+# --- Heartbeats ---------------------------------------------------------------------------
+
+
+class HeartbeatSource:
+    """The rows workers write about themselves (taskboard.heartbeats)."""
+
+    name = "heartbeats"
+
+    def fetch(self) -> tuple[list[WorkerRecord], dict[str, int] | None]:
+        now = timezone.now()
+        rows = list(WorkerHeartbeat.objects.filter(last_seen__gte=now - OFFLINE_SHOWN_FOR))
+        if not rows:
+            raise SourceUnavailable("no_heartbeats")
+        horizon = now - timedelta(seconds=conf.WORKER_OFFLINE_AFTER)
+        workers = [_from_heartbeat(row, online=_alive(row, horizon)) for row in rows]
+        queues = sorted({queue for worker in workers if worker.online for queue in worker.queues})
+        return _ordered(workers), broker_queue_lengths(queues)
+
+
+def _alive(row: WorkerHeartbeat, horizon: datetime) -> bool:
+    return row.stopped_at is None and row.last_seen >= horizon
+
+
+def _from_heartbeat(row: WorkerHeartbeat, *, online: bool) -> WorkerRecord:
+    return WorkerRecord(
+        name=row.hostname,
+        online=online,
+        last_seen=row.last_seen,
+        active=tuple(
+            ActiveTask(str(task.get("id", "")), str(task.get("name", "")))
+            for task in (row.active or [])
+            if isinstance(task, dict)
+        )
+        if online
+        else (),
+        processed=row.processed,
+        concurrency=row.concurrency,
+        queues=tuple(row.queues or ()),
+        loadavg=tuple(row.loadavg) if row.loadavg else None,
+    )
+
+
+def heartbeat_names() -> list[str]:
+    """Workers that recently said they are up: inspect() can name them and not wait."""
+    horizon = timezone.now() - timedelta(seconds=conf.WORKER_OFFLINE_AFTER)
+    return list(
+        WorkerHeartbeat.objects.filter(last_seen__gte=horizon, stopped_at__isnull=True)
+        .order_by("hostname")
+        .values_list("hostname", flat=True)
+    )
+
+
+# --- Celery inspect() ---------------------------------------------------------------------
+
+
+class InspectSource:
+    """A broadcast to the workers. Without `destination` every call waits its whole timeout
+    even when all workers answered at once, so the workers known from heartbeats are named
+    (the call then returns as soon as they answer); unnamed only when none is known."""
+
+    name = "inspect"
+
+    def __init__(self, app: Any = None) -> None:
+        self.app = app or current_app
+
+    def fetch(self) -> tuple[list[WorkerRecord], dict[str, int] | None]:
+        timeout = conf.INSPECT_TIMEOUT
+        known = heartbeat_names()
+        try:
+            stats = self._inspect(known or None, timeout).stats() or {}
+            if not stats:
+                raise SourceUnavailable("no_workers", f"{timeout:g}")
+            answered = sorted(stats)
+            inspect = self._inspect(answered, timeout)
+            active = inspect.active() or {}
+            active_queues = inspect.active_queues() or {}
+        except SourceUnavailable:
+            raise
+        except Exception as exc:  # the broker is down or refuses us
+            raise SourceUnavailable("broker", str(exc)[:200]) from exc
+        now = timezone.now()
+        workers = [
+            _from_inspect(name, stats[name], active.get(name), active_queues.get(name), now)
+            for name in answered
+        ]
+        # Workers that heartbeat but did not answer are shown offline, not dropped.
+        workers += [WorkerRecord(name=name, online=False) for name in known if name not in stats]
+        queues = sorted({queue for worker in workers for queue in worker.queues})
+        return _ordered(workers), broker_queue_lengths(queues, app=self.app)
+
+    def _inspect(self, destination: list[str] | None, timeout: float) -> Any:
+        return self.app.control.inspect(destination=destination, timeout=timeout)
+
+
+def _from_inspect(
+    name: str, stats: Any, active: Any, active_queues: Any, now: datetime
+) -> WorkerRecord:
+    stats = stats if isinstance(stats, dict) else {}
+    pool = stats.get("pool") if isinstance(stats.get("pool"), dict) else {}
+    totals = stats.get("total") if isinstance(stats.get("total"), dict) else {}
+    return WorkerRecord(
+        name=name,
+        online=True,
+        last_seen=now,
+        active=_active_tasks(active),
+        processed=sum(int(count) for count in totals.values()),
+        concurrency=_int_or_none(pool.get("max-concurrency")),
+        queues=_queue_names(active_queues),
+        loadavg=None,
+    )
+
+
+def _active_tasks(active: Any) -> tuple[ActiveTask, ...]:
+    if not isinstance(active, list):
+        return ()
+    return tuple(
+        ActiveTask(str(task.get("id", "")), str(task.get("name", "")))
+        for task in active
+        if isinstance(task, dict) and task.get("id")
+    )
+
+
+def _queue_names(active_queues: Any) -> tuple[str, ...]:
+    if not isinstance(active_queues, list):
+        return ()
+    return tuple(
+        sorted(str(q["name"]) for q in active_queues if isinstance(q, dict) and q.get("name"))
+    )
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+# --- Flower -------------------------------------------------------------------------------
+
+
+class FlowerSource:
+    """Flower's API: workers (its inspect), their active tasks, queue lengths."""
+
+    name = "flower"
+
+    def __init__(self) -> None:
+        self.service = FlowerService.from_settings()
+
+    def fetch(self) -> tuple[list[WorkerRecord], dict[str, int] | None]:
+        if self.service is None:
+            raise SourceUnavailable("not_configured")
+        try:
+            return self._fetch(self.service)
+        except FlowerError as exc:
+            raise SourceUnavailable(exc.code, str(exc)) from exc
+
+    def _fetch(self, service: FlowerService) -> tuple[list[WorkerRecord], dict[str, int] | None]:
+        deadline = time.monotonic() + sum(service.timeout)
+        answered = service.workers(refresh=True)
+        workers: list[WorkerRecord] = []
+        for name in sorted(answered):
+            info = answered[name] if isinstance(answered[name], dict) else {}
+            # Flower sends a worker's task lists only when asked for that worker.
+            if time.monotonic() < deadline:
+                info = {**info, **service.workers(refresh=True, name=name).get(name, {})}
+            workers.append(_from_flower(name, info))
+        try:
+            status = service.worker_status()
+        except FlowerError:
+            status = {}
+        workers += [
+            WorkerRecord(name=name, online=False)
+            for name, alive in status.items()
+            if name not in answered and not alive
+        ]
+        if not workers:
+            raise SourceUnavailable("no_workers", f"{conf.INSPECT_TIMEOUT:g}")
+        try:
+            lengths: dict[str, int] | None = service.queue_lengths()
+        except FlowerError:
+            lengths = None
+        return _ordered(workers), lengths
+
+
+def _from_flower(name: str, info: dict[str, Any]) -> WorkerRecord:
+    stats = info.get("stats") if isinstance(info.get("stats"), dict) else {}
+    record = _from_inspect(
+        name, stats, info.get("active"), info.get("active_queues"), timezone.now()
+    )
+    timestamp = info.get("timestamp")
+    if isinstance(timestamp, int | float):
+        record = replace(record, last_seen=_from_epoch(timestamp))
+    return record
+
+
+# --- Queue lengths from the broker ----------------------------------------------------------
+
+
+def broker_queue_lengths(queues: list[str], *, app: Any = None) -> dict[str, int] | None:
+    """Messages waiting in each queue, asked of the broker (None when it cannot tell)."""
+    if not queues:
+        return {}
+    lengths: dict[str, int] = {}
+    try:
+        with (app or current_app).connection_for_read(connect_timeout=1) as conn:
+            conn.ensure_connection(max_retries=1)
+            for queue in queues:
+                channel: Any
+                with conn.channel() as channel:
+                    try:
+                        _, count, _ = channel.queue_declare(queue=queue, passive=True)
+                    except Exception:  # Redis drops an empty queue's key: nothing waits
+                        count = 0
+                    lengths[queue] = int(count)
+    except Exception:
+        logger.info("taskboard: queue lengths unavailable", exc_info=True)
+        return None
+    return lengths
+
+
+# --- The snapshot, cached and single-flight --------------------------------------------------
+
+BUILTIN_SOURCES: dict[str, Callable[[], WorkerSource]] = {
+    "flower": FlowerSource,
+    "heartbeats": HeartbeatSource,
+    "inspect": InspectSource,
+}
+
+
+def configured_sources() -> list[WorkerSource]:
+    sources: list[WorkerSource] = []
+    for name in conf.WORKER_SOURCES:
+        if name == "flower" and not conf.FLOWER_URL:
+            continue  # not deployed: not a failure worth reporting
+        factory = BUILTIN_SOURCES.get(name) or import_string(name)
+        sources.append(factory())
+    return sources
+
+
+def fetch_snapshot(sources: list[WorkerSource] | None = None) -> WorkersSnapshot:
+    """Ask each source in turn; the first that answers is shown, with why the others
+    before it were passed over."""
+    failures: list[SourceFailure] = []
+    for source in configured_sources() if sources is None else sources:
+        try:
+            workers, lengths = source.fetch()
+        except SourceUnavailable as exc:
+            failures.append(SourceFailure(source.name, exc.reason, exc.detail))
+            continue
+        except Exception as exc:
+            logger.exception("taskboard: worker source %s failed", source.name)
+            failures.append(SourceFailure(source.name, "error", str(exc)[:200]))
+            continue
+        now = timezone.now()
+        return WorkersSnapshot(source.name, tuple(workers), lengths, now, tuple(failures))
+    return WorkersSnapshot("none", (), None, timezone.now(), tuple(failures))
+
+
+def fetch_budget() -> float:
+    """The longest one fetch through every source may take."""
+    flower = sum(conf.FLOWER_TIMEOUT) * 2 if conf.FLOWER_URL else 0.0
+    return flower + 3 * conf.INSPECT_TIMEOUT + 2.0
+
+
+WORKERS_KEY = "taskboard:workers:v1"
+FLOWER_INFO_KEY = "taskboard:flower-info:v1"
+
+
+def workers_snapshot() -> WorkersSnapshot:
+    return single_flight(WORKERS_KEY, fetch_snapshot, fresh_for=conf.WORKERS_CACHE_SECONDS)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    stored_at: float
+    value: Any = field(default=None)
+
+
+def single_flight(key: str, fetch: Callable[[], T], *, fresh_for: float) -> T:
+    """The cached value while fresh; else one process fetches and the others wait for it
+    (or keep showing the previous value meanwhile)."""
+    cache = caches[conf.CACHE_ALIAS]
+    entry = cache.get(key)
+    if isinstance(entry, _Entry) and time.time() - entry.stored_at < fresh_for:
+        return entry.value  # type: ignore[no-any-return]
+    budget = fetch_budget()
+    lock = f"{key}:lock"
+    token = uuid.uuid4().hex
+    if cache.add(lock, token, timeout=int(budget) + 1):
+        try:
+            value = fetch()
+            cache.set(key, _Entry(time.time(), value), timeout=int(max(60, fresh_for * 12)))
+            return value
+        finally:
+            if cache.get(lock) == token:
+                cache.delete(lock)
+    if isinstance(entry, _Entry):
+        return entry.value  # type: ignore[no-any-return]  # stale, while another refreshes
+    deadline = time.monotonic() + budget
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        entry = cache.get(key)
+        if isinstance(entry, _Entry):
+            return entry.value  # type: ignore[no-any-return]
+    return fetch()  # the fetcher died holding the lock: do not wait forever
+
+
+def snapshot_for(snapshot: WorkersSnapshot, *, viewer: Any) -> WorkersSnapshot:
+    """Staff see every active task; anyone else sees their own, and how many others run."""
+    if viewer.is_staff:
+        return snapshot
+    ids = [task.task_id for worker in snapshot.workers for task in worker.active]
+    own = (
+        set(
+            TaskExecution.objects.filter(task_id__in=ids, user_id=viewer.pk).values_list(
+                "task_id", flat=True
+            )
+        )
+        if ids
+        else set()
+    )
+    workers = []
+    for worker in snapshot.workers:
+        mine = tuple(task for task in worker.active if task.task_id in own)
+        workers.append(replace(worker, active=mine, others_active=len(worker.active) - len(mine)))
+    return replace(snapshot, workers=tuple(workers))
+
+
+# --- Flower's own state, for the API ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FlowerInfo:
+    configured: bool
+    reachable: bool
+    url: str
+    server: str = ""
+    error: str = ""
+    detail: str = ""
+    workers: int = 0
+    queues: dict[str, int] | None = None
+    source: str = ""
+
+    def message(self) -> str:
+        if not self.configured:
+            return _("Flower is not configured (FLOWER_URL is empty).")
+        if self.reachable:
+            return ngettext(
+                "Flower answers; %(count)d worker online.",
+                "Flower answers; %(count)d workers online.",
+                self.workers,
+            ) % {"count": self.workers}
+        return SourceFailure("flower", self.error, self.detail).message()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "configured": self.configured,
+            "reachable": self.reachable,
+            "url": self.url,
+            "server": self.server,
+            "version": None,  # Flower 2.x's API does not say its version
+            "error": self.error or None,
+            "message": self.message(),
+            "workers": self.workers,
+            "queues": self.queues,
+            "source": self.source,
+        }
+
+
+def fetch_flower_info() -> FlowerInfo:
+    service = FlowerService.from_settings()
+    if service is None:
+        return FlowerInfo(configured=False, reachable=False, url="")
+    try:
+        status = service.worker_status()
+        try:
+            queues: dict[str, int] | None = service.queue_lengths()
+        except FlowerError:
+            queues = None
+    except FlowerError as exc:
+        return FlowerInfo(True, False, service.url, service.server, exc.code, str(exc))
+    online = sum(1 for alive in status.values() if alive)
+    return FlowerInfo(True, True, service.url, service.server, workers=online, queues=queues)
+
+
+def flower_info() -> FlowerInfo:
+    info = single_flight(FLOWER_INFO_KEY, fetch_flower_info, fresh_for=conf.WORKERS_CACHE_SECONDS)
+    return FlowerInfo(**{**asdict(info), "source": workers_snapshot().source})
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _from_epoch(value: float) -> datetime:
+    return datetime.fromtimestamp(value, tz=UTC)
+
+
+def _ordered(workers: list[WorkerRecord]) -> list[WorkerRecord]:
+    """Online first, then by name."""
+    return sorted(workers, key=lambda worker: (not worker.online, worker.name))
