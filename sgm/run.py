@@ -32,8 +32,14 @@ def main() -> int:
     python = sys.executable
     subprocess.run([python, "manage.py", "migrate", "--noinput"], check=True)
     credentials = _demo_credentials()
+    from django.conf import settings  # set up by _demo_credentials
+
+    # One worker with an embedded beat (-B): taskboard's periodic jobs run on a laptop too.
+    beat_schedule = str(settings.VAR_DIR / "celerybeat-schedule")
+    worker = ["-m", "celery", "-A", "sgm", "worker", "-l", "INFO", "-c", "2"]
+    worker += ["-B", "-s", beat_schedule]
     children = [
-        subprocess.Popen([python, "-m", "celery", "-A", "sgm", "worker", "-l", "INFO", "-c", "2"]),
+        subprocess.Popen([python, *worker]),
         subprocess.Popen([python, "manage.py", "runserver", "--noreload", address]),
     ]
     print(f"taskboard: http://{address}/tasks/  (Ctrl-C stops web and worker)", flush=True)

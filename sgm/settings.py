@@ -168,6 +168,10 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
+CELERY_BEAT_SCHEDULE = {
+    # Running tasks whose worker died become LOST instead of "running" forever.
+    "taskboard-mark-lost": {"task": "taskboard.mark_lost", "schedule": 30.0},
+}
 
 
 def cache_config() -> dict[str, Any]:

@@ -40,8 +40,8 @@ class Settings:
 
     @property
     def EXCLUDE(self) -> tuple[str, ...]:
-        """fnmatch patterns of task names never tracked (Celery's own tasks by default)."""
-        return tuple(self._get("TASKBOARD_EXCLUDE", ("celery.*",)))
+        """fnmatch patterns of task names never tracked (Celery's and taskboard's own)."""
+        return tuple(self._get("TASKBOARD_EXCLUDE", ("celery.*", "taskboard.*")))
 
     @property
     def REDACT_PATTERN(self) -> str:
