@@ -6,6 +6,7 @@ import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import redis
@@ -15,8 +16,14 @@ from django.urls import reverse
 from django.utils import timezone
 
 from sgm.celery import app as celery_app
-from taskboard.models import TaskState, WorkerHeartbeat
-from taskboard.services.flower import FlowerAuthError, FlowerService, FlowerUnreachable
+from taskboard.models import RUNNING_STATES, TaskExecution, TaskState, WorkerHeartbeat
+from taskboard.services.flower import (
+    FlowerAuthError,
+    FlowerBadResponse,
+    FlowerService,
+    FlowerUnreachable,
+)
+from taskboard.services.manager import TaskManager
 from taskboard.services.workers import (
     HeartbeatSource,
     InspectSource,
@@ -339,3 +346,30 @@ def test_fifty_concurrent_viewers_cost_one_fetch(live_server, staff, settings, r
     time.sleep(0.3)
     workers_snapshot()
     assert redis_client.get(FETCHES_KEY) == "2"
+
+
+def test_task_manager_terminates_through_a_real_flower(worker, with_flower, settings):
+    settings.TASKBOARD_REVOKE_VIA_FLOWER = True
+    # Flower follows tasks through the workers' task events, which it switches on every 5 s.
+    wait_until(lambda: _task_info(add.delay(1, 1).id) is not None, timeout=20, interval=1)
+    running = progress_then_wait.delay(30)
+    wait_until(
+        lambda: TaskExecution.objects.filter(task_id=running.id, state__in=RUNNING_STATES).exists(),
+        timeout=15,
+    )
+    assert TaskManager().revoke(running.id, terminate=True) == "flower"
+    wait_until(
+        lambda: TaskExecution.objects.get(task_id=running.id).state == TaskState.REVOKED,
+        timeout=15,
+    )
+    info = wait_until(
+        lambda: (i := _task_info(running.id)) and i.get("state") == "REVOKED" and i, timeout=15
+    )
+    assert info["uuid"] == running.id and info["worker"] == worker.name
+
+
+def _task_info(task_id: str) -> dict[str, Any] | None:
+    try:
+        return flower_service().task_info(task_id)
+    except FlowerBadResponse:  # 404 until Flower has seen an event of the task
+        return None
