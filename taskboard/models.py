@@ -64,6 +64,17 @@ class TaskTemplate(models.Model):
     task_name = models.CharField(_("Celery task name"), max_length=255, blank=True)
     description = models.TextField(_("description"), blank=True)
     is_active = models.BooleanField(_("active"), default=True)
+    # The task's parameters as @track_task found them (name, kind, required, default), so
+    # a launch form can check kwargs before anything is enqueued.
+    parameters = models.JSONField(_("parameters"), default=list, blank=True)
+    default_kwargs = models.JSONField(_("default keyword arguments"), default=dict, blank=True)
+    allowed_groups = models.ManyToManyField(
+        "auth.Group",
+        verbose_name=_("groups that may launch it"),
+        blank=True,
+        related_name="+",
+        help_text=_("Staff may always launch an active template."),
+    )
     created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
@@ -139,6 +150,9 @@ class TaskExecution(models.Model):
         db_index=False,
     )
     cancel_requested_at = models.DateTimeField(_("cancel requested at"), null=True, blank=True)
+    # The call as published (args, kwargs), kept so the task can be retried; None when it
+    # could not be kept (secret-looking arguments, too large, not JSON).
+    call = models.JSONField(_("call"), null=True, blank=True, editable=False)
     retry_of = models.ForeignKey(
         "self",
         verbose_name=_("retry of"),
@@ -221,8 +235,11 @@ class TaskNotification(models.Model):
     )
     level = models.CharField(_("level"), max_length=16, choices=Level.choices, default=Level.INFO)
     message = models.CharField(_("message"), max_length=500)
+    # The final state that caused it (empty for other notifications).
+    state = models.CharField(_("state"), max_length=16, choices=TaskState.choices, blank=True)
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     read_at = models.DateTimeField(_("read at"), null=True, blank=True)
+    emailed_at = models.DateTimeField(_("e-mailed at"), null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -230,6 +247,14 @@ class TaskNotification(models.Model):
         verbose_name_plural = _("task notifications")
         indexes = [
             models.Index(fields=["user", "read_at", "-created_at"], name="tb_notif_user_unread"),
+        ]
+        constraints = [
+            # One notification per execution and user, however often the final signal comes.
+            models.UniqueConstraint(
+                fields=["execution", "user"],
+                condition=Q(execution__isnull=False),
+                name="tb_notif_once",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -266,3 +291,26 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return self.hostname
+
+
+class NotificationPreference(models.Model):
+    """Which final states notify a user (no row: every one, no e-mail)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        on_delete=models.CASCADE,
+        related_name="taskboard_preferences",
+    )
+    on_success = models.BooleanField(_("when a task succeeds"), default=True)
+    on_failure = models.BooleanField(_("when a task fails"), default=True)
+    on_revoked = models.BooleanField(_("when a task is cancelled"), default=True)
+    on_lost = models.BooleanField(_("when a task is lost"), default=True)
+    email_failures = models.BooleanField(_("e-mail me failures"), default=False)
+
+    class Meta:
+        verbose_name = _("notification preference")
+        verbose_name_plural = _("notification preferences")
+
+    def __str__(self) -> str:
+        return str(self.user)

@@ -10,6 +10,7 @@ from django.db import connection
 from django.test import override_settings
 
 from sgm.celery import app as celery_app
+from tests.browser import browser_page
 from tests.factories import make_user
 from tests.services import (
     FlowerProcess,
@@ -172,3 +173,9 @@ def other(db: None) -> Any:
 @pytest.fixture
 def staff(db: None) -> Any:
     return make_user("jefa", staff=True)
+
+
+@pytest.fixture
+def page(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A real Chromium page (tests/browser.py); fails, never skips, without the browser."""
+    yield from browser_page(monkeypatch)
