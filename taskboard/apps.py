@@ -14,6 +14,7 @@ class TaskboardConfig(AppConfig):
         from django.db.models.signals import post_migrate
 
         from taskboard import checks, heartbeats  # noqa: F401
+        from taskboard.services import notifications  # noqa: F401  (executions_finished)
         from taskboard.tracking import sync_templates
 
         post_migrate.connect(sync_templates, sender=self, dispatch_uid="taskboard.templates")

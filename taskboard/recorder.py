@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from taskboard.conf import conf
 from taskboard.models import ALLOWED_FROM, TERMINAL_STATES, TaskExecution, TaskState
-from taskboard.signals import execution_changed
+from taskboard.signals import execution_changed, executions_finished_send
 
 logger = logging.getLogger("taskboard.tracking")
 
@@ -79,6 +79,7 @@ def apply(write: Write) -> bool:
         changed = _update(write)
     if changed:
         _announce(write)
+        _announce_finished([write])
     return changed
 
 
@@ -199,6 +200,12 @@ def _announce(write: Write) -> None:
     execution_changed.send(
         sender=TaskExecution, lookup=write.lookup, state=write.state, fields=write.fields
     )
+
+
+def _announce_finished(changed: list[Write]) -> None:
+    """One executions_finished for the writes that made a row final (a changed row whose
+    new state is terminal: the rule let it in from an active state, so only once)."""
+    executions_finished_send([w.lookup for w in changed if w.state in TERMINAL_STATES])
 
 
 Row = dict[str, Any]  # field name -> value of a TaskExecution to create
@@ -402,6 +409,7 @@ class WriteBuffer:
         else:
             for write in changed:
                 _announce(write)
+            _announce_finished(changed)
             return
         for row in inserts:
             try:

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from taskboard.conf import conf
 from taskboard.models import RUNNING_STATES, TaskExecution, TaskState, WorkerHeartbeat
-from taskboard.signals import execution_changed
+from taskboard.signals import execution_changed, executions_finished_send
 
 BATCH = 500
 
@@ -59,6 +59,7 @@ def _mark(condition: Q, *, now: datetime, worker: str) -> int:
             execution_changed.send(
                 sender=TaskExecution, lookup=("pk", pk), state=TaskState.LOST, fields=fields
             )
+        executions_finished_send([("pk", pk) for pk in updated])
         marked += len(updated)
         if len(pks) < BATCH:
             return marked

@@ -1,0 +1,111 @@
+"""The user's notifications: the header's bell, the page, marking read, preferences.
+
+Everyone sees and changes only their own: another user's notification is a 404.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import trigger_client_event
+
+from taskboard.models import NotificationPreference
+from taskboard.selectors import (
+    notification_bell,
+    notification_page,
+    notification_preferences_get,
+)
+from taskboard.services.notifications import (
+    notification_mark_read,
+    notification_preferences_set,
+    notifications_mark_all_read,
+)
+from taskboard.views import CHANGED_EVENT, HtmxHttpRequest
+
+BELL_SIZE = 5
+PER_PAGE = 25
+MAX_PAGE_DIGITS = 6
+
+
+def _bell(request: HttpRequest) -> HttpResponse:
+    count, items = notification_bell(user=request.user, limit=BELL_SIZE)
+    return render(
+        request, "taskboard/fragments/bell.html", {"bell": {"count": count, "items": items}}
+    )
+
+
+@never_cache
+@login_required
+@require_GET
+def bell(request: HtmxHttpRequest) -> HttpResponse:
+    return _bell(request)
+
+
+@login_required
+@require_GET
+def notifications(request: HtmxHttpRequest) -> HttpResponse:
+    raw = request.GET.get("page", "1")
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > MAX_PAGE_DIGITS or int(raw) < 1:
+        return HttpResponse(_("The page must be a positive number."), status=400)
+    page = notification_page(user=request.user, number=int(raw), per_page=PER_PAGE)
+    if not page.items and page.number > 1:
+        raise Http404(_("No such page."))
+    return render(request, "taskboard/notifications.html", {"page": page})
+
+
+def _next_or(request: HttpRequest, fallback: str) -> str:
+    """The form's `next` when it points into this site, else fallback."""
+    target = request.POST.get("next", "")
+    safe = url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    )
+    return target if target and safe else fallback
+
+
+@login_required
+@require_POST
+def mark_read(request: HtmxHttpRequest, notification_id: int) -> HttpResponse:
+    notification = notification_mark_read(user=request.user, notification_id=notification_id)
+    if notification is None:
+        raise Http404(_("No such notification."))
+    return redirect(_next_or(request, reverse("taskboard:notifications")))
+
+
+@login_required
+@require_POST
+def mark_all_read(request: HtmxHttpRequest) -> HttpResponse:
+    notifications_mark_all_read(user=request.user)
+    if request.htmx:  # the bell's button: the fresh bell, and every panel refreshes
+        return trigger_client_event(_bell(request), CHANGED_EVENT)
+    return redirect(_next_or(request, reverse("taskboard:notifications")))
+
+
+class PreferencesForm(forms.ModelForm[NotificationPreference]):
+    class Meta:
+        model = NotificationPreference
+        fields = ["on_success", "on_failure", "on_revoked", "on_lost", "email_failures"]
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def preferences(request: HtmxHttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        form = PreferencesForm(request.POST)
+        if form.is_valid():
+            notification_preferences_set(user=request.user, **form.cleaned_data)
+            messages.success(request, _("Your notification preferences were saved."))
+            return redirect("taskboard:notification_preferences")
+        status = 400
+    else:
+        form = PreferencesForm(instance=notification_preferences_get(user=request.user))
+        status = 200
+    context = {"form": form, "email": getattr(request.user, "email", "")}
+    return render(request, "taskboard/notification-preferences.html", context, status=status)
