@@ -25,7 +25,8 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError
 from django.utils import timezone
 
-from taskboard import summaries
+from taskboard import parameters, summaries
+from taskboard.calls import call_record
 from taskboard.conf import conf
 from taskboard.context import current_user_id, in_request, user_id_of
 from taskboard.models import TaskExecution, TaskState, TaskTemplate
@@ -59,6 +60,8 @@ class TaskSpec:
     module: str
     display_name: str
     description: str = ""
+    # Initial values of the launch form (JSON); the admin may edit them afterwards.
+    default_kwargs: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True)
@@ -153,17 +156,28 @@ def _template_key(meta: TaskMeta) -> str | None:
 
 
 def sync_template(spec: TaskSpec, *, task_name: str = "") -> None:
-    defaults = {
-        "module": spec.module,
-        "display_name": spec.display_name,
-        "description": spec.description,
-    }
+    defaults: dict[str, Any] = {"module": spec.module, "display_name": spec.display_name}
     if task_name:
         defaults["task_name"] = task_name
+        task = current_app.tasks.get(task_name)
+        if task is not None:
+            defaults["parameters"] = parameters.describe(task.run)
+    # The description and default kwargs are the admin's to edit: the code only fills them in.
+    editable = {"description": spec.description, "default_kwargs": dict(spec.default_kwargs)}
     try:
-        TaskTemplate.objects.update_or_create(key=spec.key, defaults=defaults)
+        TaskTemplate.objects.update_or_create(
+            key=spec.key, defaults=defaults, create_defaults={**defaults, **editable}
+        )
     except IntegrityError:  # another process created it first
         TaskTemplate.objects.filter(key=spec.key).update(**defaults)
+    if spec.description:
+        TaskTemplate.objects.filter(key=spec.key, description="").update(
+            description=spec.description
+        )
+    if spec.default_kwargs:
+        TaskTemplate.objects.filter(key=spec.key, default_kwargs={}).update(
+            default_kwargs=dict(spec.default_kwargs)
+        )
     _synced_templates.add(spec.key)
 
 
@@ -189,9 +203,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def track_task(
-    key: str, module: str, display_name: str | None = None, *, description: str = ""
+    key: str,
+    module: str,
+    display_name: str | None = None,
+    *,
+    description: str = "",
+    default_kwargs: Mapping[str, Any] | None = None,
 ) -> Callable[[F], F]:
-    """Declare a task's template key, module and display name.
+    """Declare a task's template key, module and display name (and, for its launch form,
+    a description and default kwargs; its parameters are read from the signature).
 
     Stacks under ``@shared_task`` (or over it)::
 
@@ -200,7 +220,11 @@ def track_task(
         def consolidar_nomina(self, periodo_id, user_id): ...
     """
     spec = TaskSpec(
-        key=key, module=module, display_name=display_name or key, description=description
+        key=key,
+        module=module,
+        display_name=display_name or key,
+        description=description,
+        default_kwargs={k: parameters.json_safe(v) for k, v in (default_kwargs or {}).items()},
     )
 
     def decorator(obj: F) -> F:
@@ -240,6 +264,7 @@ def _identity(
         "user_id": owner,
         "args_summary": summaries.args_summary(args, meta.param_names),
         "kwargs_summary": summaries.kwargs_summary(kwargs),
+        "call": call_record(args, kwargs, meta.param_names),
         "parent_task_id": _get(request, "parent_id"),
         "root_task_id": _root(request),
         "group_id": _get(request, "group"),

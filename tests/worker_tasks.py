@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, cast
 
 import redis
 from celery import shared_task
 from django.dispatch import receiver
 
 from taskboard.signals import execution_changed
-from taskboard.utils import report_progress
+from taskboard.utils import report_progress, track_task
 
 _counter: redis.Redis | None = None
 
@@ -64,3 +66,68 @@ def sign_in(username: str, password: str, options: dict[str, Any] | None = None)
 @shared_task(bind=True)
 def spawn_child(self: Any) -> str:
     return str(add.delay(20, 22).id)
+
+
+# --- Templates and retry (tests/test_launch.py, tests/test_retry.py) ---------------------
+
+_runs: redis.Redis | None = None
+
+
+def runs_key(name: str) -> str:
+    return f"tbtest:runs:{name}"
+
+
+@shared_task
+def fails_first_time(name: str) -> str:
+    """Fails on its first run for a given name (a Redis counter), succeeds afterwards: the
+    cause is "fixed" once it has failed."""
+    global _runs
+    if _runs is None:
+        _runs = redis.Redis.from_url(os.environ["CELERY_BROKER_URL"])
+    runs = cast(int, _runs.incr(runs_key(name)))
+    if runs == 1:
+        raise RuntimeError(f"{name}: the first run fails")
+    return f"{name}: run {runs}"
+
+
+@shared_task(bind=True)
+@track_task(
+    "pruebas.informe",
+    "pruebas",
+    "Informe de prueba",
+    description="A task of the test suite with one parameter of each kind.",
+    default_kwargs={"copias": 2, "etiquetas": ["a"]},
+)
+def informe(
+    self: Any,
+    titulo: str,
+    dia: date,
+    copias: int = 1,
+    escala: float = 1.5,
+    importe: Decimal = Decimal("10.25"),
+    urgente: bool = False,
+    etiquetas: list[str] | None = None,
+    opciones: dict[str, Any] | None = None,
+    desde: datetime | None = None,
+    user_id: int | None = None,
+) -> dict[str, Any]:
+    """Returns what it received, with the Python type of each value."""
+    received = {
+        "titulo": titulo,
+        "dia": dia,
+        "copias": copias,
+        "escala": escala,
+        "importe": importe,
+        "urgente": urgente,
+        "etiquetas": etiquetas,
+        "opciones": opciones,
+        "desde": desde,
+        "user_id": user_id,
+    }
+    return {name: [type(value).__name__, str(value)] for name, value in received.items()}
+
+
+@shared_task
+def log_in_fails(username: str, password: str) -> None:
+    """Always fails; called with a password, so its call is never kept."""
+    raise PermissionError(f"{username} could not log in")

@@ -22,9 +22,9 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
-from taskboard.models import TaskState
+from taskboard.models import TaskState, TaskTemplate
 from taskboard.panels import stats_context
-from taskboard.selectors import execution_get_for
+from taskboard.selectors import execution_get_for, template_list_launchable
 from taskboard.tables import task_table
 
 register = template.Library()
@@ -104,3 +104,17 @@ def taskboard_module_stats(context: template.Context, module: str) -> SafeString
     return render_to_string(
         "taskboard/fragments/stats.html", stats_context(request, module=module), request=request
     )
+
+
+@register.simple_tag(takes_context=True)
+def taskboard_can_launch(context: template.Context) -> bool:
+    """Whether the viewer may launch at least one task template (one EXISTS query):
+    ``{% taskboard_can_launch as can_launch %}``."""
+    return template_list_launchable(user=_request(context).user).exists()
+
+
+@register.simple_tag(takes_context=True)
+def taskboard_launchable_templates(context: template.Context, module: str) -> list[TaskTemplate]:
+    """The module's templates the viewer may launch (one query):
+    ``{% taskboard_launchable_templates module as templates %}``."""
+    return list(template_list_launchable(user=_request(context).user, module=module))

@@ -1,0 +1,87 @@
+"""Task templates launched from the dashboard, and retrying a failed task."""
+
+from __future__ import annotations
+
+from itertools import groupby
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from taskboard.forms import TemplateLaunchForm
+from taskboard.selectors import execution_get_for, template_get_active, template_list_launchable
+from taskboard.services.launch import (
+    RetryNotPossible,
+    execution_retry,
+    template_can_launch,
+    template_launch,
+)
+from taskboard.views import HtmxHttpRequest
+
+
+def _to_task(request: HtmxHttpRequest, task_id: str) -> HttpResponse:
+    """To the new task's detail page: HX-Redirect for htmx, a plain redirect otherwise."""
+    url = reverse("taskboard:detail", args=[task_id])
+    if request.htmx:
+        return HttpResponseClientRedirect(url)
+    return redirect(url)
+
+
+@login_required
+@require_GET
+def template_list(request: HtmxHttpRequest) -> HttpResponse:
+    """The templates the user may launch, grouped by module."""
+    templates = template_list_launchable(user=request.user)
+    groups = [(module, list(rows)) for module, rows in groupby(templates, lambda t: t.module)]
+    return render(request, "taskboard/templates.html", {"groups": groups})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def template_launch_page(request: HtmxHttpRequest, key: str) -> HttpResponse:
+    """GET: the template's launch form. POST: launch it, or the form again with its errors
+    (400, nothing enqueued)."""
+    template = template_get_active(key=key)
+    if template is None:
+        raise Http404(_("No such task template."))
+    if not template_can_launch(template=template, user=request.user):
+        return HttpResponse(_("You may not launch this task."), status=403)
+    form = TemplateLaunchForm(request.POST if request.method == "POST" else None, template=template)
+    status = 200
+    if form.is_bound:
+        if form.is_valid():
+            try:
+                task_id = template_launch(
+                    template=template, user=request.user, kwargs=form.launch_kwargs()
+                )
+            except ValidationError as error:  # the service's own check of the kwargs
+                for name, messages in error.message_dict.items():
+                    form.add_error(name if name in form.fields else None, messages)
+            except PermissionDenied:
+                return HttpResponse(_("You may not launch this task."), status=403)
+            else:
+                return _to_task(request, task_id)
+        status = 400
+    page = "taskboard/fragments/launch-form.html" if request.htmx else "taskboard/launch.html"
+    return render(request, page, {"template": template, "form": form}, status=status)
+
+
+@login_required
+@require_POST
+def retry(request: HtmxHttpRequest, task_id: str) -> HttpResponse:
+    """Enqueue a failed, revoked or lost task again; to the new task's page."""
+    execution = execution_get_for(viewer=request.user, task_id=task_id)
+    if execution is None:
+        raise Http404(_("No such task."))
+    try:
+        new = execution_retry(execution=execution, by=request.user)
+    except PermissionDenied:
+        return HttpResponse(_("You may not retry this task."), status=403)
+    except RetryNotPossible as problem:
+        return HttpResponse(problem.reason, status=409)
+    return _to_task(request, new.task_id)

@@ -1,0 +1,260 @@
+"""Launch a task template, and retry a failed, revoked or lost execution.
+
+Both enqueue through `_enqueue`: the new execution's row is written first (owner, template,
+`retry_of`, the call kept for a later retry), then the task is published once the caller's
+transaction commits, owned by whoever launched it. If the broker refuses the message the row
+says so (FAILURE, "could not be enqueued") instead of waiting forever as PENDING.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from celery import current_app
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from taskboard import summaries
+from taskboard.calls import Call, call_arguments, call_record
+from taskboard.context import launched_by
+from taskboard.models import TaskExecution, TaskState, TaskTemplate
+from taskboard.parameters import OWNER_PARAMETER, check_value, parameters_of
+from taskboard.recorder import Write, apply
+from taskboard.selectors import (
+    execution_retries,
+    execution_visible_to,
+    template_list_launchable,
+)
+from taskboard.services.executions import execution_can_control
+
+logger = logging.getLogger("taskboard.launch")
+
+RETRYABLE_STATES: frozenset[str] = frozenset({TaskState.FAILURE, TaskState.REVOKED, TaskState.LOST})
+
+
+class RetryNotPossible(Exception):
+    """The execution cannot be retried; `reason` says why, for the user.
+
+    `code` is "state" (not failed, revoked or lost), "call" (its arguments were not kept) or
+    "retried" (it has been retried already).
+    """
+
+    def __init__(self, reason: str, *, code: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+
+
+NOT_RETRYABLE_STATE = gettext_lazy("Only a failed, revoked or lost task can be retried.")
+ALREADY_RETRIED = gettext_lazy(
+    "This task has already been retried: follow its latest attempt (and retry that one if "
+    "it failed too)."
+)
+CALL_NOT_KEPT = gettext_lazy(
+    "This task cannot be retried: its arguments were not kept (they looked secret, were too "
+    "large or were not JSON, or the task ran before taskboard kept them)."
+)
+
+
+# --- Templates ----------------------------------------------------------------------------
+
+
+def template_can_launch(*, template: TaskTemplate, user: Any) -> bool:
+    """Staff, or members of one of the template's groups, may launch an active template."""
+    if not template.is_active or not template.task_name:
+        return False
+    if not getattr(user, "is_authenticated", False):
+        return False
+    if user.is_staff:
+        return True
+    return template_list_launchable(user=user).filter(pk=template.pk).exists()
+
+
+def template_check_kwargs(*, template: TaskTemplate, kwargs: dict[str, Any]) -> None:
+    """Raise ValidationError (by parameter name) unless kwargs fit the template's parameters:
+    no unknown name, every required one given, each value of its parameter's kind."""
+    parameters = {p["name"]: p for p in parameters_of(template.parameters)}
+    errors: dict[str, list[str]] = {}
+    for name, value in kwargs.items():
+        parameter = parameters.get(name)
+        if parameter is None:
+            errors[name] = [_("This task has no parameter %(name)s.") % {"name": name}]
+        elif not check_value(parameter, value):
+            errors[name] = [_("Not a valid value for this parameter.")]
+    for name, parameter in parameters.items():
+        if parameter.get("required") and name not in kwargs and name != OWNER_PARAMETER:
+            errors[name] = [_("This field is required.")]
+    if errors:
+        raise ValidationError(errors)
+
+
+def template_launch(*, template: TaskTemplate, user: Any, kwargs: dict[str, Any]) -> str:
+    """Enqueue the template's task with kwargs, owned by user; the new task's id.
+
+    Raises PermissionDenied if user may not launch it and ValidationError if kwargs do not
+    fit its parameters: then nothing is enqueued."""
+    if not template_can_launch(template=template, user=user):
+        raise PermissionDenied
+    template_check_kwargs(template=template, kwargs=kwargs)
+    kwargs = dict(kwargs)
+    names = {p["name"] for p in parameters_of(template.parameters)}
+    if OWNER_PARAMETER in names:
+        kwargs[OWNER_PARAMETER] = user.pk  # the seed's convention: user_id is the launcher
+    execution = _enqueue(
+        row={
+            "task_name": template.task_name[:255],
+            "display_name": template.display_name[:255],
+            "module": template.module,
+            "template_id": template.key,
+            "args_summary": summaries.args_summary([]),
+            "kwargs_summary": summaries.kwargs_summary(kwargs),
+            "call": call_record((), kwargs),
+        },
+        args=[],
+        kwargs=kwargs,
+        by=user,
+    )
+    return execution.task_id
+
+
+# --- Retry --------------------------------------------------------------------------------
+
+
+def execution_retry_problem(
+    *, execution: TaskExecution, retried: bool | None = None
+) -> RetryNotPossible | None:
+    """Why execution cannot be retried (whoever asks), or None when it can. `retried`: whether
+    it has been retried already, if the caller knows (else one query finds out)."""
+    if execution.state not in RETRYABLE_STATES:
+        return RetryNotPossible(str(NOT_RETRYABLE_STATE), code="state")
+    if execution.call is None:
+        return RetryNotPossible(str(CALL_NOT_KEPT), code="call")
+    if retried is None:
+        retried = execution_retries(execution=execution).exists()
+    if retried:
+        # Once is enough: retrying the same failure twice (two clicks, two bulk runs) would
+        # run the work twice. A retry that fails in turn is retried from its own page.
+        return RetryNotPossible(str(ALREADY_RETRIED), code="retried")
+    return None
+
+
+def execution_can_retry(*, execution: TaskExecution, user: Any) -> bool:
+    """Its owner or staff may retry, once, a failed, revoked or lost execution whose call
+    was kept."""
+    return (
+        execution_can_control(execution=execution, user=user)
+        and execution_retry_problem(execution=execution) is None
+    )
+
+
+def execution_retry(*, execution: TaskExecution, by: Any) -> TaskExecution:
+    """Enqueue execution's task again with the same arguments, owned by `by`; the new
+    execution (its `retry_of` is execution).
+
+    Raises PermissionDenied unless `by` is its owner or staff; RetryNotPossible when it is
+    not failed, revoked or lost ("state"), its arguments were not kept ("call"), or it was
+    retried already ("retried")."""
+    if not execution_can_control(execution=execution, user=by):
+        raise PermissionDenied
+    problem = execution_retry_problem(execution=execution)
+    if problem is not None:
+        raise problem
+    call: Call = execution.call or {}
+    try:
+        args, kwargs = call_arguments(call)
+    except ValueError:
+        raise RetryNotPossible(str(CALL_NOT_KEPT), code="call") from None
+    return _enqueue(
+        row={
+            "task_name": execution.task_name,
+            "display_name": execution.display_name,
+            "module": execution.module,
+            "template_id": execution.template_id,
+            "args_summary": execution.args_summary,
+            "kwargs_summary": execution.kwargs_summary,
+            "call": call,
+            "retry_of": execution,
+        },
+        args=args,
+        kwargs=kwargs,
+        by=by,
+    )
+
+
+@dataclass(frozen=True)
+class RetryPanel:
+    """What an execution's detail page says about retrying it."""
+
+    can_retry: bool = False
+    # Why the viewer, who may control the task, cannot retry it.
+    blocked_reason: str = ""
+    # The executions that retried this one, as far as the viewer may see them.
+    retried_as: list[TaskExecution] = field(default_factory=list)
+
+
+def execution_retry_panel(*, execution: TaskExecution, viewer: Any) -> RetryPanel:
+    """The retry button, or why there is none, and the executions that retried this one.
+    At most one query, and only for a failed, revoked or lost execution (no other can have
+    been retried); `retry_of` comes with the execution (select_related)."""
+    if execution.state not in RETRYABLE_STATES:
+        return RetryPanel()
+    retries = list(execution_retries(execution=execution))
+    visible = [r for r in retries if execution_visible_to(execution=r, viewer=viewer)]
+    if not execution_can_control(execution=execution, user=viewer):
+        return RetryPanel(retried_as=visible)
+    problem = execution_retry_problem(execution=execution, retried=bool(retries))
+    return RetryPanel(
+        can_retry=problem is None,
+        blocked_reason=problem.reason if problem is not None else "",
+        retried_as=visible,
+    )
+
+
+# --- Enqueueing ---------------------------------------------------------------------------
+
+
+def _enqueue(
+    *, row: dict[str, Any], args: list[Any], kwargs: dict[str, Any], by: Any
+) -> TaskExecution:
+    """Create the new execution's row, then publish its task once the transaction commits."""
+    execution = TaskExecution.objects.create(
+        task_id=str(uuid.uuid4()), state=TaskState.PENDING, user=by, **row
+    )
+    task_name, task_id, owner = execution.task_name, execution.task_id, by.pk
+    transaction.on_commit(lambda: _publish(task_name, task_id, args, kwargs, owner))
+    return execution
+
+
+def _publish(
+    task_name: str, task_id: str, args: list[Any], kwargs: dict[str, Any], owner: int
+) -> None:
+    # The owner travels with the message (tracking's header) in a request or not, so
+    # tasks this one launches belong to the same person.
+    try:
+        with launched_by(owner):
+            task = current_app.tasks.get(task_name)
+            if task is not None:
+                task.apply_async(args=tuple(args), kwargs=kwargs, task_id=task_id)
+            else:  # a task only the workers know: by name, routed like any other
+                current_app.send_task(task_name, args=args, kwargs=kwargs, task_id=task_id)
+    except Exception as exc:
+        logger.exception("taskboard: could not enqueue %s (%s)", task_name, task_id)
+        kind, message = summaries.exception_summary(exc)
+        apply(
+            Write(
+                ("task_id", task_id),
+                TaskState.FAILURE,
+                {
+                    "finished_at": timezone.now(),
+                    "exception_type": kind,
+                    # Stored, like every recorded error, in the language of the code.
+                    "exception_message": f"Could not be enqueued: {message}",
+                },
+            )
+        )
