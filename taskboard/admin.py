@@ -1,17 +1,77 @@
 from __future__ import annotations
 
+import json
+
 from django.contrib import admin
 from django.http import HttpRequest
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
-from taskboard.models import TaskExecution, TaskNotification, TaskTemplate, WorkerHeartbeat
+from taskboard.forms import TaskTemplateAdminForm
+from taskboard.models import (
+    NotificationPreference,
+    TaskExecution,
+    TaskNotification,
+    TaskTemplate,
+    WorkerHeartbeat,
+)
+from taskboard.parameters import parameters_of
 
 
 @admin.register(TaskTemplate)
 class TaskTemplateAdmin(admin.ModelAdmin[TaskTemplate]):
+    form = TaskTemplateAdminForm
     list_display = ["key", "display_name", "module", "task_name", "is_active", "updated_at"]
     list_filter = ["module", "is_active"]
     search_fields = ["key", "display_name", "task_name"]
+    filter_horizontal = ["allowed_groups"]
+    readonly_fields = ["parameter_list", "created_at", "updated_at"]
+    fieldsets = [
+        (None, {"fields": ["key", "display_name", "module", "task_name", "is_active"]}),
+        (
+            _("Launch form"),
+            {
+                "fields": ["description", "parameter_list", "default_kwargs", "allowed_groups"],
+                "description": _(
+                    "Module, display name, task and parameters of a template declared with "
+                    "@track_task come from the code and are synced again when a worker starts; "
+                    "the description, default kwargs, groups and the active flag are yours."
+                ),
+            },
+        ),
+        (_("History"), {"fields": ["created_at", "updated_at"]}),
+    ]
+
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: TaskTemplate | None = None
+    ) -> list[str]:
+        # The key links executions to their template: fixed once the template exists.
+        fixed = ["key"] if obj is not None else []
+        return [*fixed, *self.readonly_fields]
+
+    @admin.display(description=_("parameters"))
+    def parameter_list(self, obj: TaskTemplate) -> str:
+        rows = parameters_of(obj.parameters)
+        if not rows:
+            return "—"
+        return format_html(
+            "<ul>{}</ul>",
+            format_html_join(
+                "",
+                "<li><code>{}</code>: {}{}{}</li>",
+                (
+                    (
+                        p["name"],
+                        p["kind"],
+                        _(", required") if p.get("required") else "",
+                        format_html(", {} <code>{}</code>", _("default"), json.dumps(p["default"]))
+                        if "default" in p
+                        else "",
+                    )
+                    for p in rows
+                ),
+            ),
+        )
 
 
 @admin.register(TaskExecution)
@@ -67,3 +127,14 @@ class WorkerHeartbeatAdmin(admin.ModelAdmin[WorkerHeartbeat]):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+
+@admin.register(NotificationPreference)
+class NotificationPreferenceAdmin(admin.ModelAdmin[NotificationPreference]):
+    """Which final states notify each user (a user without a row hears of all, no e-mail)."""
+
+    list_display = ["user", "on_success", "on_failure", "on_revoked", "on_lost", "email_failures"]
+    list_filter = ["on_success", "on_failure", "on_revoked", "on_lost", "email_failures"]
+    search_fields = ["user__username", "user__email"]
+    raw_id_fields = ["user"]
+    list_select_related = ["user"]

@@ -28,6 +28,7 @@ from taskboard.selectors import (
     module_stats,
 )
 from taskboard.services.executions import execution_can_control, execution_cancel
+from taskboard.services.launch import execution_retry_panel
 from taskboard.services.workers import WorkersSnapshot, snapshot_for, workers_snapshot
 from taskboard.tables import list_filters, task_table
 
@@ -81,6 +82,7 @@ def detail(request: HtmxHttpRequest, task_id: str) -> HttpResponse:
         "execution": execution,
         "children": execution_children(execution=execution)[:50],
         "can_control": execution_can_control(execution=execution, user=request.user),
+        "retry": execution_retry_panel(execution=execution, viewer=request.user),
     }
     return render(request, "taskboard/detail.html", context)
 

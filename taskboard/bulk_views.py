@@ -1,0 +1,204 @@
+"""Bulk actions for staff: choose tasks → a confirmation that counts them → the result.
+
+GET /tasks/bulk/ (from the list's bulk form, or a module page's "cancel all queued") shows
+how many executions the action will affect; its form POSTs to /tasks/bulk/run/ with the
+same selection and the primary-key range the confirmation counted, so the action touches
+exactly those (never tasks created since). Every endpoint answers non-staff 403 and bad
+input 400 with a message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.http import urlencode
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from taskboard.conf import conf
+from taskboard.models import TaskExecution
+from taskboard.selectors import QUEUED_STATES, execution_bulk_preview, execution_list_for
+from taskboard.services.bulk import (
+    CANCELLABLE,
+    DELETABLE,
+    BulkResult,
+    executions_cancel,
+    executions_delete,
+    executions_retry,
+    retryable,
+)
+from taskboard.tables import filter_labels, filters_from
+
+# Ids in one request: the list shows a page of them. (Far more fields than that, over
+# DATA_UPLOAD_MAX_NUMBER_FIELDS, Django itself answers 400.)
+MAX_SELECTED = 500
+SCOPES = ("selected", "filter", "queued")
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str
+    applies_to: Callable[[], Q]  # which executions of a selection it acts on
+    run: Callable[..., BulkResult]
+
+
+ACTIONS: dict[str, Action] = {
+    "cancel": Action("cancel", lambda: CANCELLABLE, executions_cancel),
+    "retry": Action("retry", retryable, executions_retry),
+    "delete": Action("delete", lambda: DELETABLE, executions_delete),
+}
+
+
+class Refused(Exception):
+    """A request a bulk endpoint will not act on; the message says why, for the user."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which executions a bulk action is about, as the form or confirmation sent it."""
+
+    action: Action
+    scope: str
+    ids: tuple[int, ...] = ()
+    # The list's filters: what scope "filter" acts on; for "selected", the way back.
+    filters: dict[str, str] = field(default_factory=dict)
+    module: str = ""  # scope "queued"
+    low: int | None = None  # the confirmation's primary-key range (run only)
+    high: int | None = None
+
+    def rows(self, viewer: Any) -> QuerySet[TaskExecution]:
+        if self.scope == "selected":
+            rows = execution_list_for(viewer=viewer).filter(pk__in=self.ids)
+        elif self.scope == "filter":
+            rows = execution_list_for(viewer=viewer, **self.filters)
+        else:
+            rows = execution_list_for(viewer=viewer, module=self.module).filter(
+                state__in=sorted(QUEUED_STATES)
+            )
+        if self.low is not None and self.high is not None:
+            rows = rows.filter(pk__gte=self.low, pk__lte=self.high)
+        return rows
+
+    def fields(self) -> list[tuple[str, str]]:
+        """The selection as form fields (the confirmation's hidden inputs)."""
+        pairs = [("action", self.action.name), ("scope", self.scope)]
+        pairs += [("ids", str(pk)) for pk in self.ids]
+        pairs += [(name, value) for name, value in self.filters.items() if value]
+        if self.module:
+            pairs.append(("module", self.module))
+        return pairs
+
+    def back_url(self) -> str:
+        """Where the user came from: the module page, or the list with the same filter."""
+        if self.scope == "queued" and "/" not in self.module:  # a "/" has no module page
+            return reverse("taskboard:module", args=[self.module])
+        query = {name: value for name, value in self.filters.items() if value}
+        if self.scope == "queued":
+            query = {"module": self.module}
+        url = reverse("taskboard:dashboard")
+        return f"{url}?{urlencode(query)}" if query else url
+
+
+def _integer(value: str, message: str) -> int:
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:  # fits a bigint
+        raise Refused(message)
+    return int(value)
+
+
+def _selection(data: QueryDict, *, ranged: bool) -> Selection:
+    action = ACTIONS.get(data.get("action", ""))
+    if action is None:
+        raise Refused(_("Unknown bulk action: choose cancel, retry or delete."))
+    scope = data.get("scope", "selected")
+    if scope not in SCOPES:
+        raise Refused(_("Unknown selection: choose the selected tasks or all matching."))
+    low = high = None
+    if ranged and scope != "selected":
+        message = _("This confirmation is incomplete: go back to the list and start again.")
+        low = _integer(data.get("low", ""), message)
+        high = _integer(data.get("high", ""), message)
+    if scope == "selected":
+        values = data.getlist("ids")
+        if not values:
+            raise Refused(_("No task selected: select at least one task."))
+        if len(values) > MAX_SELECTED:
+            raise Refused(_("Too many tasks selected at once."))
+        ids = tuple(sorted({_integer(v, _("The selection is not valid.")) for v in values}))
+        return Selection(action=action, scope=scope, ids=ids, filters=filters_from(data))
+    if scope == "filter":
+        return Selection(action=action, scope=scope, filters=filters_from(data), low=low, high=high)
+    module = data.get("module", "")
+    if not module or len(module) > 64 or "\x00" in module:
+        raise Refused(_("Name the module whose queued tasks are to be cancelled."))
+    if action.name != "cancel":
+        raise Refused(_("Queued tasks can only be cancelled."))
+    return Selection(action=action, scope=scope, module=module, low=low, high=high)
+
+
+def _staff_selection(request: HttpRequest, data: QueryDict, *, ranged: bool) -> Selection:
+    if not request.user.is_staff:
+        raise Refused(_("Only staff may act on many tasks at once."), status=403)
+    return _selection(data, ranged=ranged)
+
+
+def _refuse(refused: Refused) -> HttpResponse:
+    return HttpResponse(
+        refused.message, status=refused.status, content_type="text/plain; charset=utf-8"
+    )
+
+
+def _described(selection: Selection) -> dict[str, Any]:
+    return {
+        "selection": selection,
+        "action": selection.action.name,
+        "filter_labels": filter_labels(selection.filters),
+        "back_url": selection.back_url(),
+    }
+
+
+@login_required
+@require_GET
+def confirm(request: HttpRequest) -> HttpResponse:
+    try:
+        selection = _staff_selection(request, request.GET, ranged=False)
+    except Refused as refused:
+        return _refuse(refused)
+    preview = execution_bulk_preview(
+        rows=selection.rows(request.user),
+        affected=selection.action.applies_to(),
+        limit=conf.BULK_MAX_ROWS,
+    )
+    fields = selection.fields()
+    if selection.scope != "selected" and preview.low is not None:
+        fields += [("low", str(preview.low)), ("high", str(preview.high))]
+    context = {
+        **_described(selection),
+        "preview": preview,
+        "skipped": preview.total - preview.affected,
+        "limit": conf.BULK_MAX_ROWS,
+        "fields": fields,
+    }
+    return render(request, "taskboard/bulk-confirm.html", context)
+
+
+@login_required
+@require_POST
+def run(request: HttpRequest) -> HttpResponse:
+    try:
+        selection = _staff_selection(request, request.POST, ranged=True)
+    except Refused as refused:
+        return _refuse(refused)
+    result = selection.action.run(rows=selection.rows(request.user), by=request.user)
+    return render(request, "taskboard/bulk-done.html", {**_described(selection), "result": result})
