@@ -55,6 +55,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: a health check answers before host validation and the HTTPS redirect.
+    "sgm.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -66,6 +68,13 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "taskboard.middleware.TaskboardMiddleware",
 ]
+
+if not DEBUG:
+    # Production serves the collected static files itself (runserver does in development).
+    MIDDLEWARE.insert(
+        MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+        "whitenoise.middleware.WhiteNoiseMiddleware",
+    )
 
 ROOT_URLCONF = "sgm.urls"
 WSGI_APPLICATION = "sgm.wsgi.application"
@@ -130,7 +139,17 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Production serves collected, hashed, compressed files (whitenoise); development the
+    # app's own folders as they are.
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
 
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/tasks/"
@@ -140,10 +159,29 @@ CSRF_FAILURE_VIEW = "taskboard.api.csrf_failure"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"line": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "line"}},
+    # One line per record, key=value (logfmt): greppable, and parsed by log collectors.
+    "formatters": {"logfmt": {"()": "sgm.logging.LogfmtFormatter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",
+            "formatter": "logfmt",
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
+
+# --- Production (DEBUG off): `manage.py check --deploy` is clean with .env.example -------
+if not DEBUG:
+    # Behind a TLS-terminating proxy that sets X-Forwarded-Proto.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
+    CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)
+    SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", str(365 * 24 * 3600)))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 # --- Celery -------------------------------------------------------------------------------
 # The embedded default needs no broker server: kombu's filesystem transport, with one shared
@@ -168,9 +206,13 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
+# Workers log through LOGGING above (logfmt on stdout) like the web processes.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE = {
     # Running tasks whose worker died become LOST instead of "running" forever.
     "taskboard-mark-lost": {"task": "taskboard.mark_lost", "schedule": 30.0},
+    # Retention (TASKBOARD_RETENTION_DAYS), in small batches, once an hour.
+    "taskboard-prune": {"task": "taskboard.prune", "schedule": 3600.0},
 }
 
 
@@ -193,5 +235,18 @@ FLOWER_URL = os.environ.get("FLOWER_URL", "")
 FLOWER_USER = os.environ.get("FLOWER_USER", "")
 FLOWER_PASSWORD = os.environ.get("FLOWER_PASSWORD", "")
 
+# E-mail (taskboard's failure notifications): printed to the console unless configured.
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "SGM <sgm@localhost>")
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+if os.environ.get("EMAIL_FILE_PATH"):  # the file backend's folder (the tests' workers)
+    EMAIL_FILE_PATH = os.environ["EMAIL_FILE_PATH"]
+
 # --- taskboard ----------------------------------------------------------------------------
 TASKBOARD_ENABLED = env_bool("TASKBOARD_ENABLED", True)
+TASKBOARD_RETENTION_DAYS = float(os.environ.get("TASKBOARD_RETENTION_DAYS", "90"))
+TASKBOARD_SITE_URL = os.environ.get("TASKBOARD_SITE_URL", "")

@@ -112,6 +112,11 @@ class Settings:
         return float(self._get("TASKBOARD_INSPECT_TIMEOUT", 1.0))
 
     @property
+    def RETENTION_DAYS(self) -> float:
+        """Finished executions older than this many days are pruned (0: kept forever)."""
+        return float(self._get("TASKBOARD_RETENTION_DAYS", 90))
+
+    @property
     def FLOWER_URL(self) -> str:
         return str(self._get("FLOWER_URL", "") or "").rstrip("/")
 
@@ -135,6 +140,44 @@ class Settings:
         """Cancel and terminate through Flower's revoke (when FLOWER_URL is set) instead of
         Celery's broadcast; a Flower that fails falls back to the broadcast."""
         return bool(self._get("TASKBOARD_REVOKE_VIA_FLOWER", False))
+
+    @property
+    def SITE_URL(self) -> str:
+        """Scheme and host the links in notification e-mails start with, e.g.
+        "https://sgm.example.com" (empty: the e-mail carries the path alone)."""
+        return str(self._get("TASKBOARD_SITE_URL", "") or "").rstrip("/")
+
+    @property
+    def CALL_MAX_CHARS(self) -> int:
+        """A task's call (args and kwargs, as JSON) is kept for retry when it is at most this
+        long; a longer one is not kept and the task cannot be retried (0: never kept)."""
+        return int(self._get("TASKBOARD_CALL_MAX_CHARS", 10000))
+
+    # --- Bulk actions and estimates ------------------------------------------------------
+
+    @property
+    def BULK_BATCH_SIZE(self) -> int:
+        """Bulk actions work through this many executions per transaction (and per revoke
+        broadcast)."""
+        return max(1, int(self._get("TASKBOARD_BULK_BATCH_SIZE", 200)))
+
+    @property
+    def BULK_MAX_ROWS(self) -> int:
+        """One bulk action handles at most this many executions (the newest); the
+        confirmation says so when more match, and running it again handles the rest."""
+        return max(1, int(self._get("TASKBOARD_BULK_MAX_ROWS", 10000)))
+
+    @property
+    def ETA_MIN_PROGRESS(self) -> int:
+        """A running task shows the time it has left once its progress reaches this many
+        percent (below it, the rate says too little)."""
+        return max(1, int(self._get("TASKBOARD_ETA_MIN_PROGRESS", 5)))
+
+    @property
+    def TYPICAL_DURATION_RUNS(self) -> int:
+        """A queued task shows the median duration of this many latest successful runs of
+        its task."""
+        return max(1, int(self._get("TASKBOARD_TYPICAL_DURATION_RUNS", 100)))
 
 
 _compiled: dict[str, re.Pattern[str]] = {}

@@ -1,0 +1,52 @@
+"""Retention: old finished executions go, in small batches, their notifications with them."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from taskboard.conf import conf
+from taskboard.models import TERMINAL_STATES, TaskExecution
+
+DEFAULT_BATCH = 1000
+
+
+def retention_cutoff(*, days: float | None = None, now: datetime | None = None) -> datetime | None:
+    """Executions created before this are pruned; None when retention is off (0 days)."""
+    days = conf.RETENTION_DAYS if days is None else days
+    if days <= 0:
+        return None
+    return (now or timezone.now()) - timedelta(days=days)
+
+
+def executions_prune(
+    *,
+    older_than: datetime,
+    batch_size: int = DEFAULT_BATCH,
+    pause: float = 0.0,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Delete finished executions created before `older_than`, batch_size rows per
+    transaction (short locks; the dashboard keeps working meanwhile). Their notifications
+    are deleted with them (CASCADE) and retries that pointed at them keep their own row
+    (retry_of set to NULL). Unfinished executions are left for reconciliation. Returns how
+    many executions were deleted."""
+    stale = TaskExecution.objects.filter(created_at__lt=older_than, state__in=TERMINAL_STATES)
+    deleted = 0
+    while True:
+        with transaction.atomic():
+            pks = list(stale.order_by().values_list("pk", flat=True)[:batch_size])
+            if not pks:
+                return deleted
+            _, per_model = TaskExecution.objects.filter(pk__in=pks).delete()
+        deleted += per_model.get(TaskExecution._meta.label, 0)
+        if progress is not None:
+            progress(deleted)
+        if len(pks) < batch_size:
+            return deleted
+        if pause:
+            time.sleep(pause)
