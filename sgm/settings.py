@@ -206,8 +206,6 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
-# Workers log through LOGGING above (logfmt on stdout) like the web processes.
-CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE = {
     # Running tasks whose worker died become LOST instead of "running" forever.
     "taskboard-mark-lost": {"task": "taskboard.mark_lost", "schedule": 30.0},

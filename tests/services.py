@@ -169,8 +169,6 @@ def start_worker(
         "CELERY_BROKER_URL": broker_url,
         "CELERY_RESULT_BACKEND": broker_url,
         "CONN_MAX_AGE": "60",
-        # The log file is read by tests while the worker runs: no block buffering.
-        "PYTHONUNBUFFERED": "1",
         **(extra_env or {}),
     }
     command = [

@@ -333,9 +333,11 @@ def test_compose_commands_serve_a_task_end_to_end(smoke_database, redis_server, 
         auth = (example["FLOWER_USER"], example["FLOWER_PASSWORD"])
         assert requests.get(flower, auth=auth, timeout=10).status_code == 200
 
-        # Everything logs logfmt lines on stdout.
+        # Django logs logfmt lines on stdout (a 404 is a django.request warning).
+        assert session.get(f"{base}/tasks/no-such-task/", timeout=10).status_code == 404
         time.sleep(0.5)
-        assert re.search(r"^time=\S+ level=INFO logger=celery", processes.logs(), re.MULTILINE)
+        web_log = (tmp_path / "web.log").read_text(errors="replace")
+        assert re.search(r"^time=\S+ level=WARNING logger=django.request ", web_log, re.MULTILINE)
     finally:
         processes.stop()
 
