@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from celery import signals
-from django.db import close_old_connections, connection
+from django.db import IntegrityError, close_old_connections, connection, transaction
 from django.utils import timezone
 
 from taskboard.conf import conf
@@ -77,10 +77,17 @@ def _concurrency(consumer: Any) -> int | None:
 
 
 def record(beat: Beat, *, started_at: datetime | None = None) -> None:
-    defaults = dict(beat.fields)
+    """One UPDATE every beat; the row is created only the first time (or after a prune)."""
+    fields = dict(beat.fields)
     if started_at is not None:
-        defaults["started_at"] = started_at
-    WorkerHeartbeat.objects.update_or_create(hostname=beat.hostname[:255], defaults=defaults)
+        fields["started_at"] = started_at
+    hostname = beat.hostname[:255]
+    if not WorkerHeartbeat.objects.filter(hostname=hostname).update(**fields):
+        try:
+            with transaction.atomic():
+                WorkerHeartbeat.objects.create(hostname=hostname, **fields)
+        except IntegrityError:  # another process created it meanwhile: update that one
+            WorkerHeartbeat.objects.filter(hostname=hostname).update(**fields)
 
 
 class HeartbeatWriter:

@@ -233,7 +233,9 @@ def module_overview(
 
 def module_exists(*, module: str) -> bool:
     """Whether anything is known of module: an execution or a template. At most two
-    index lookups."""
+    index lookups, none for a name that cannot exist."""
+    if len(module) > 64 or "\x00" in module:
+        return False  # longer than the column (and PostgreSQL rejects NUL in text)
     return (
         TaskExecution.objects.filter(module=module).exists()
         or TaskTemplate.objects.filter(module=module).exists()
