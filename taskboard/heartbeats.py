@@ -20,6 +20,7 @@ from django.db import IntegrityError, close_old_connections, connection, transac
 from django.utils import timezone
 
 from taskboard.conf import conf
+from taskboard.forksafe import database_work
 from taskboard.models import WorkerHeartbeat
 
 logger = logging.getLogger(__name__)
@@ -140,13 +141,15 @@ class HeartbeatWriter:
                 continue
             started_at, self._started_at = self._started_at, None
             try:
-                close_old_connections()
-                record(beat, started_at=started_at)
+                with database_work():
+                    close_old_connections()
+                    record(beat, started_at=started_at)
             except Exception:
                 logger.exception("taskboard: could not record the heartbeat of %s", beat.hostname)
                 if started_at is not None:
                     self._started_at = started_at
-        connection.close()
+        with database_work():
+            connection.close()
 
     def stop(self) -> None:
         """The worker is going away: say so at once, so the panel needs no threshold."""

@@ -29,6 +29,7 @@ from django.db.models import Field
 from django.utils import timezone
 
 from taskboard.conf import conf
+from taskboard.forksafe import database_work
 from taskboard.models import ALLOWED_FROM, TERMINAL_STATES, TaskExecution, TaskState
 from taskboard.signals import execution_changed, executions_finished_send
 
@@ -366,7 +367,8 @@ class WriteBuffer:
             batch = self._next_batch()
             if batch is None or (batch == ([], []) and not idle):
                 # Hold no database connection while there is nothing to write.
-                connections.close_all()
+                with database_work():
+                    connections.close_all()
                 if batch is None:
                     return
                 idle = True
@@ -374,10 +376,11 @@ class WriteBuffer:
             inserts, writes = batch
             if inserts or writes:
                 idle = False
-                if time.monotonic() - checked > RECYCLE_SECONDS:
-                    close_old_connections()
-                    checked = time.monotonic()
-                self._write_all(inserts, writes)
+                with database_work():
+                    if time.monotonic() - checked > RECYCLE_SECONDS:
+                        close_old_connections()
+                        checked = time.monotonic()
+                    self._write_all(inserts, writes)
                 if time.monotonic() - forgotten > FORGET_SECONDS:
                     self._forget_idle(horizon=forgotten)
                     forgotten = time.monotonic()
