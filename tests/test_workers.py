@@ -12,10 +12,12 @@ import pytest
 import redis
 import requests
 from celery import Celery
+from django.core.cache import caches
 from django.urls import reverse
 from django.utils import timezone
 
 from sgm.celery import app as celery_app
+from taskboard.conf import conf
 from taskboard.models import RUNNING_STATES, TaskExecution, TaskState, WorkerHeartbeat
 from taskboard.services.flower import (
     FlowerAuthError,
@@ -25,6 +27,7 @@ from taskboard.services.flower import (
 )
 from taskboard.services.manager import TaskManager
 from taskboard.services.workers import (
+    WORKERS_KEY,
     HeartbeatSource,
     InspectSource,
     SourceUnavailable,
@@ -348,6 +351,21 @@ def test_fifty_concurrent_viewers_cost_one_fetch(live_server, staff, settings, r
     time.sleep(0.3)
     workers_snapshot()
     assert redis_client.get(FETCHES_KEY) == "2"
+
+
+def test_a_fetcher_that_died_holding_the_lock_delays_viewers_until_it_expires(
+    settings, redis_client
+):
+    settings.TASKBOARD_WORKER_SOURCES = ["tests.test_workers.CountingSource"]
+    redis_client.delete(FETCHES_KEY)
+    # A fetcher that was killed mid-fetch: its lock stays until it expires, nothing cached.
+    caches[conf.CACHE_ALIAS].add(f"{WORKERS_KEY}:lock", "dead", timeout=2)
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        snapshots = list(pool.map(lambda _: workers_snapshot(), range(5)))
+    assert [s.workers[0].name for s in snapshots] == ["counted@localhost"] * 5
+    assert redis_client.get(FETCHES_KEY) == "1"  # one of them took over, the others waited
+    assert time.monotonic() - started >= 1.0
 
 
 def test_task_manager_terminates_through_a_real_flower(worker, with_flower, settings):

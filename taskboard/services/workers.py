@@ -439,24 +439,28 @@ def single_flight(key: str, fetch: Callable[[], T], *, fresh_for: float) -> T:
         return entry.value  # type: ignore[no-any-return]
     budget = fetch_budget()
     lock = f"{key}:lock"
-    token = uuid.uuid4().hex
-    if cache.add(lock, token, timeout=int(budget) + 1):
-        try:
-            value = fetch()
-            cache.set(key, _Entry(time.time(), value), timeout=int(max(60, fresh_for * 12)))
-            return value
-        finally:
-            if cache.get(lock) == token:
-                cache.delete(lock)
-    if isinstance(entry, _Entry):
-        return entry.value  # type: ignore[no-any-return]  # stale, while another refreshes
-    deadline = time.monotonic() + budget
-    while time.monotonic() < deadline:
-        time.sleep(0.05)
+    give_up = time.monotonic() + 2 * (budget + 1)
+    while True:
+        token = uuid.uuid4().hex
+        if cache.add(lock, token, timeout=int(budget) + 1):
+            try:
+                value = fetch()
+                cache.set(key, _Entry(time.time(), value), timeout=int(max(60, fresh_for * 12)))
+                return value
+            finally:
+                if cache.get(lock) == token:
+                    cache.delete(lock)
+        if isinstance(entry, _Entry):
+            return entry.value  # type: ignore[no-any-return]  # stale, while another refreshes
+        # Nothing to show yet: wait for as long as the fetcher holds the lock (its expiry
+        # bounds a fetcher that died), then try to become the fetcher.
+        while cache.get(lock) is not None and time.monotonic() < give_up:
+            time.sleep(0.05)
         entry = cache.get(key)
         if isinstance(entry, _Entry):
             return entry.value  # type: ignore[no-any-return]
-    return fetch()  # the fetcher died holding the lock: do not wait forever
+        if time.monotonic() >= give_up:
+            return fetch()  # the cache itself misbehaves: do not wait for ever
 
 
 def snapshot_for(snapshot: WorkersSnapshot, *, viewer: Any) -> WorkersSnapshot:
