@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 
 from taskboard.conf import conf
 from taskboard.models import (
+    ACTIVE_STATES,
     RUNNING_STATES,
     NotificationPreference,
     TaskExecution,
@@ -73,6 +74,15 @@ def execution_get_for(*, viewer: Any, task_id: str) -> TaskExecution | None:
 
 def execution_children(*, execution: TaskExecution) -> QuerySet[TaskExecution]:
     return TaskExecution.objects.filter(parent_task_id=execution.task_id).order_by("created_at")
+
+
+def execution_cancelled_unfinished_ids(*, limit: int) -> list[str]:
+    """Task ids whose cancel was asked for but which have not finished: a worker starting
+    now must refuse them (it missed the revoke broadcast). Few rows, served by tb_exec_active."""
+    rows = TaskExecution.objects.filter(
+        state__in=sorted(ACTIVE_STATES), cancel_requested_at__isnull=False
+    ).order_by("-created_at")
+    return list(rows.values_list("task_id", flat=True)[:limit])
 
 
 def module_names() -> list[str]:

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from celery import current_app, current_task, signals
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError
+from django.db import IntegrityError, connection
 from django.utils import timezone
 
 from taskboard import parameters, summaries
@@ -31,6 +31,7 @@ from taskboard.conf import conf
 from taskboard.context import current_user_id, in_request, user_id_of
 from taskboard.models import TaskExecution, TaskState, TaskTemplate
 from taskboard.recorder import Lookup, Write, apply, buffer, insert
+from taskboard.selectors import execution_cancelled_unfinished_ids
 
 logger = logging.getLogger("taskboard.tracking")
 
@@ -195,6 +196,21 @@ def sync_templates(**_: Any) -> None:
 
 
 signals.worker_ready.connect(sync_templates, weak=False, dispatch_uid="taskboard.worker_ready")
+
+
+@signals.worker_init.connect(weak=False, dispatch_uid="taskboard.refuse_cancelled")
+def refuse_cancelled(**_: Any) -> None:
+    """Celery's revoke is a broadcast to the workers up at that moment; a worker starting
+    later learns them only from running peers (mingle). With every worker down, a task
+    cancelled while queued would run anyway: the database remembers, so each worker adds
+    those ids to its revoked set before it consumes anything."""
+    from celery.worker import state
+
+    with _never_raise("loading cancelled tasks"):
+        for task_id in execution_cancelled_unfinished_ids(limit=state.REVOKES_MAX):
+            state.revoked.add(task_id)
+    with _never_raise("closing the connection"):
+        connection.close()  # the pool forks next: it inherits no open connection
 
 
 # --- @track_task -----------------------------------------------------------------------

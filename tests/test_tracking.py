@@ -12,8 +12,10 @@ from sgm.celery import app as celery_app
 from sgm.contabilidad.tasks import AsientosDescuadradosError, cerrar_periodo, conciliar_banco
 from sgm.nomina.tasks import consolidar_nomina, exportar_nominas
 from taskboard.models import TaskExecution, TaskState, TaskTemplate
+from taskboard.services.executions import execution_cancel
 from taskboard.tracking import flush_writes
 from tests import worker_tasks
+from tests.factories import make_user
 from tests.services import free_port, start_worker, wait_until
 
 TIMEOUT = 30
@@ -106,6 +108,18 @@ def test_revoke_before_start(worker):
     assert execution.started_at is None
     assert execution.worker == worker.name
     assert execution.result_summary == ""
+
+
+def test_a_task_cancelled_while_no_worker_listened_never_runs(spawn_worker):
+    # Queued where no worker consumes, and cancelled: Celery's revoke broadcast reaches
+    # only the workers up now, and the worker started below has no peer to learn it from.
+    result = worker_tasks.add.apply_async((1, 2), queue="nobody-yet")
+    assert execution_cancel(execution=recorded(result.id), by=make_user(staff=True))
+    late = spawn_worker(queues=("nobody-yet",))
+    execution = wait_for_state(result.id, TaskState.REVOKED)
+    assert execution.started_at is None
+    assert execution.worker == late.name
+    assert execution.exception_message == "Revoked before it started"
 
 
 def test_terminate_while_running(worker):
