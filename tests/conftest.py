@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -83,10 +84,17 @@ def redis_client(redis_server: RedisServer) -> redis.Redis:
 
 
 @pytest.fixture(scope="session")
+def worker_mail_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the session's worker writes the e-mails it sends (Django's file backend)."""
+    return tmp_path_factory.mktemp("worker-mail")
+
+
+@pytest.fixture(scope="session")
 def worker_process(
     django_db_setup: None,
     django_db_blocker: Any,
     redis_server: RedisServer,
+    worker_mail_dir: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[WorkerProcess]:
     """One real worker (prefork, 2 processes) on the test database, for the session."""
@@ -98,6 +106,10 @@ def worker_process(
         broker_url=redis_server.url,
         db_url=db_url,
         queues=("celery",),
+        extra_env={
+            "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+            "EMAIL_FILE_PATH": str(worker_mail_dir),
+        },
     )
     yield worker
     worker.stop()

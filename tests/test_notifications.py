@@ -346,7 +346,7 @@ def test_worker_respects_preferences_and_unowned_tasks(worker, django_user_model
     ]
 
 
-def test_worker_emails_a_failure_once(worker, django_user_model):
+def test_worker_emails_a_failure_once(worker, worker_mail_dir, django_user_model):
     owner = django_user_model.objects.create_user(
         "elena", password="x-123456789", email="elena@example.com"
     )
@@ -354,13 +354,20 @@ def test_worker_emails_a_failure_once(worker, django_user_model):
     with launched_by(owner):
         closing = cerrar_periodo.apply_async(("2025-03",), ignore_result=True)
     notification = wait_for_notification(owner, closing.id)
-    # The worker's own Celery task sends it, through the demo's console backend (its log).
-    emailed_at = wait_until(
-        lambda: TaskNotification.objects.get(pk=notification.pk).emailed_at, TIMEOUT
-    )
+
+    def sent() -> list[str]:
+        texts = (path.read_text(errors="replace") for path in worker_mail_dir.iterdir())
+        return [text for text in texts if f"/tasks/{closing.id}/" in text]
+
+    # The worker's own Celery task sends it, through Django's file backend.
+    [message] = wait_until(sent, TIMEOUT)
+    assert "To: elena@example.com" in message
+    emailed_at = TaskNotification.objects.get(pk=notification.pk).emailed_at
+    assert emailed_at is not None
     executions_finished_send([("task_id", closing.id)])  # a duplicate: no second e-mail
     time.sleep(1.0)
     assert TaskNotification.objects.get(pk=notification.pk).emailed_at == emailed_at
+    assert len(sent()) == 1
 
 
 def test_failure_email_names_the_task_and_links_to_it(ana, settings, mailoutbox):
