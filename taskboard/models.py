@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+
+from taskboard.conf import conf
 
 
 class TaskState(models.TextChoices):
@@ -299,6 +303,14 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return self.hostname
+
+    @staticmethod
+    def online_since(now: datetime) -> datetime:
+        """A worker heard from at or after this instant (and not stopped) is online."""
+        return now - timedelta(seconds=conf.WORKER_OFFLINE_AFTER)
+
+    def is_online(self, *, now: datetime) -> bool:
+        return self.stopped_at is None and self.last_seen >= self.online_since(now)
 
 
 class NotificationPreference(models.Model):

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from taskboard.conf import conf
 from taskboard.models import RUNNING_STATES, TaskExecution, TaskState, WorkerHeartbeat
 from taskboard.signals import execution_changed, executions_finished_send
 
@@ -23,10 +22,9 @@ def executions_mark_lost(*, now: datetime | None = None) -> int:
     Returns how many executions were marked.
     """
     now = now or timezone.now()
-    horizon = now - timedelta(seconds=conf.WORKER_OFFLINE_AFTER)
     marked = 0
     for beat in WorkerHeartbeat.objects.only("hostname", "started_at", "last_seen", "stopped_at"):
-        gone = beat.stopped_at is not None or beat.last_seen < horizon
+        gone = not beat.is_online(now=now)
         lost = Q(worker=beat.hostname, state__in=RUNNING_STATES)
         if not gone:  # alive: only what an earlier process under this name was running
             lost &= Q(started_at__lt=beat.started_at)

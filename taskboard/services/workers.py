@@ -165,14 +165,9 @@ class HeartbeatSource:
         rows = list(WorkerHeartbeat.objects.filter(last_seen__gte=now - OFFLINE_SHOWN_FOR))
         if not rows:
             raise SourceUnavailable("no_heartbeats")
-        horizon = now - timedelta(seconds=conf.WORKER_OFFLINE_AFTER)
-        workers = [_from_heartbeat(row, online=_alive(row, horizon)) for row in rows]
+        workers = [_from_heartbeat(row, online=row.is_online(now=now)) for row in rows]
         queues = sorted({queue for worker in workers if worker.online for queue in worker.queues})
         return _ordered(workers), broker_queue_lengths(queues)
-
-
-def _alive(row: WorkerHeartbeat, horizon: datetime) -> bool:
-    return row.stopped_at is None and row.last_seen >= horizon
 
 
 def _from_heartbeat(row: WorkerHeartbeat, *, online: bool) -> WorkerRecord:
@@ -196,9 +191,9 @@ def _from_heartbeat(row: WorkerHeartbeat, *, online: bool) -> WorkerRecord:
 
 def heartbeat_names() -> list[str]:
     """Workers that recently said they are up: inspect() can name them and not wait."""
-    horizon = timezone.now() - timedelta(seconds=conf.WORKER_OFFLINE_AFTER)
+    since = WorkerHeartbeat.online_since(timezone.now())
     return list(
-        WorkerHeartbeat.objects.filter(last_seen__gte=horizon, stopped_at__isnull=True)
+        WorkerHeartbeat.objects.filter(last_seen__gte=since, stopped_at__isnull=True)
         .order_by("hostname")
         .values_list("hostname", flat=True)
     )
