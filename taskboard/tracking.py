@@ -209,8 +209,11 @@ def refuse_cancelled(**_: Any) -> None:
     with _never_raise("loading cancelled tasks"):
         for task_id in execution_cancelled_unfinished_ids(limit=state.REVOKES_MAX):
             state.revoked.add(task_id)
-    with _never_raise("closing the connection"):
-        connection.close()  # the pool forks next: it inherits no open connection
+    # The pool forks next: it inherits no open connection. (Not inside a transaction: an
+    # in-process test worker of an embedding project runs within its test's.)
+    if not connection.in_atomic_block:
+        with _never_raise("closing the connection"):
+            connection.close()
 
 
 # --- @track_task -----------------------------------------------------------------------

@@ -7,15 +7,16 @@ import time
 import pytest
 from celery import chain
 from celery.exceptions import TimeoutError as CeleryTimeoutError
+from django.utils import timezone
 
 from sgm.celery import app as celery_app
 from sgm.contabilidad.tasks import AsientosDescuadradosError, cerrar_periodo, conciliar_banco
 from sgm.nomina.tasks import consolidar_nomina, exportar_nominas
 from taskboard.models import TaskExecution, TaskState, TaskTemplate
 from taskboard.services.executions import execution_cancel
-from taskboard.tracking import flush_writes
+from taskboard.tracking import flush_writes, refuse_cancelled
 from tests import worker_tasks
-from tests.factories import make_user
+from tests.factories import make_execution, make_user
 from tests.services import free_port, start_worker, wait_until
 
 TIMEOUT = 30
@@ -120,6 +121,26 @@ def test_a_task_cancelled_while_no_worker_listened_never_runs(spawn_worker):
     assert execution.started_at is None
     assert execution.worker == late.name
     assert execution.exception_message == "Revoked before it started"
+
+
+def test_a_starting_worker_refuses_exactly_the_unfinished_cancelled_tasks(db):
+    from celery.worker import state
+
+    asked = timezone.now()
+    queued = make_execution(state=TaskState.PENDING, cancel_requested_at=asked)
+    redelivered = make_execution(state=TaskState.STARTED, cancel_requested_at=asked)
+    finished = make_execution(state=TaskState.REVOKED, cancel_requested_at=asked)
+    uncancelled = make_execution(state=TaskState.PENDING)
+    try:
+        refuse_cancelled()
+        assert queued.task_id in state.revoked and redelivered.task_id in state.revoked
+        assert finished.task_id not in state.revoked
+        assert uncancelled.task_id not in state.revoked
+        # Called inside a transaction (an in-process test worker): the connection stays.
+        assert TaskExecution.objects.count() == 4
+    finally:
+        for execution in (queued, redelivered, finished, uncancelled):
+            state.revoked.discard(execution.task_id)
 
 
 def test_terminate_while_running(worker):
