@@ -22,6 +22,7 @@ from kombu.exceptions import OperationalError
 
 from taskboard.conf import conf
 from taskboard.models import ACTIVE_STATES, TERMINAL_STATES, TaskExecution
+from taskboard.services.executions import executions_record_cancel_request
 from taskboard.services.launch import RETRYABLE_STATES, RetryNotPossible, execution_retry
 from taskboard.services.manager import TaskManager
 
@@ -98,18 +99,18 @@ def executions_cancel(
     cancelled = unsent = 0
     candidates = rows.filter(CANCELLABLE)
     for batch in _batches(candidates, fields=("task_id",), size=size, limit=conf.BULK_MAX_ROWS):
-        now = timezone.now()
-        with transaction.atomic():
-            asked = TaskExecution.objects.filter(CANCELLABLE, pk__in=[r[0] for r in batch]).update(
-                cancel_requested_by=by, cancel_requested_at=now, updated_at=now
-            )
+        asked = executions_record_cancel_request(
+            rows=TaskExecution.objects.filter(pk__in=[r[0] for r in batch]),
+            by=by,
+            now=timezone.now(),
+        )
         cancelled += asked
         if not asked:
             continue
         # A task that finished since the batch was read is revoked too: harmless.
         task_ids = [task_id for _, task_id in batch]
         try:
-            TaskManager().app.control.revoke(task_ids)
+            TaskManager().revoke_many(task_ids)
         except (OperationalError, OSError):
             logger.exception("taskboard: could not broadcast the revoke of %d tasks", asked)
             unsent += asked

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from taskboard.models import ACTIVE_STATES, TaskExecution
@@ -27,12 +29,20 @@ def execution_cancel(*, execution: TaskExecution, by: Any, terminate: bool = Fal
     if terminate and not by.is_staff:
         raise PermissionDenied
     now = timezone.now()
-    asked = TaskExecution.objects.filter(pk=execution.pk, state__in=ACTIVE_STATES).update(
-        cancel_requested_by=by, cancel_requested_at=now, updated_at=now
-    )
-    if not asked:
+    rows = TaskExecution.objects.filter(pk=execution.pk)
+    if not executions_record_cancel_request(rows=rows, by=by, now=now):
         return False
     TaskManager().revoke(execution.task_id, terminate=terminate)
     execution.cancel_requested_by = by
     execution.cancel_requested_at = now
     return True
+
+
+def executions_record_cancel_request(
+    *, rows: QuerySet[TaskExecution], by: Any, now: datetime
+) -> int:
+    """Record that `by` asked at `now` to cancel those of rows still queued or running (one
+    UPDATE); how many. Finished ones are left as they are."""
+    return rows.filter(state__in=ACTIVE_STATES).update(
+        cancel_requested_by=by, cancel_requested_at=now, updated_at=now
+    )

@@ -58,3 +58,9 @@ class TaskManager:
                 return "flower"
         self.app.control.revoke(task_id, terminate=terminate, signal=TERMINATE_SIGNAL)
         return "control"
+
+    def revoke_many(self, task_ids: list[str]) -> RevokeChannel:
+        """Revoke queued tasks in one broadcast (a running one stops at its next progress
+        report). Always Celery's channel: Flower revokes one task per request."""
+        self.app.control.revoke(task_ids)
+        return "control"
