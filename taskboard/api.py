@@ -6,7 +6,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time
 from typing import Any, TypeVar, cast
@@ -21,6 +20,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
 from django.views.csrf import csrf_failure as html_csrf_failure
 
+from taskboard.inputs import whole_number
 from taskboard.models import TaskExecution, TaskState
 from taskboard.selectors import execution_get_for, execution_search
 from taskboard.services.executions import execution_cancel
@@ -31,7 +31,6 @@ MAX_LIMIT = 200  # a larger limit is clamped to this, not refused
 MAX_TEXT = 255  # longer filter values cannot name anything: refused
 TRUE_VALUES = frozenset({"1", "true", "yes", "on"})
 FALSE_VALUES = frozenset({"", "0", "false", "no", "off"})
-_DIGITS = re.compile(r"[0-9]{1,10}")  # ASCII only; at most 10 digits fits every database
 
 View = TypeVar("View", bound=Callable[..., HttpResponse])
 
@@ -113,7 +112,7 @@ def _number(request: HttpRequest, name: str, default: int) -> int | None:
     value = request.GET.get(name, "").strip()
     if not value:
         return default
-    return int(value) if _DIGITS.fullmatch(value) else None
+    return whole_number(value, max_digits=10)  # 10 digits fit every database's integer
 
 
 def _limit(request: HttpRequest) -> int:

@@ -23,8 +23,14 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from taskboard.conf import conf
+from taskboard.inputs import whole_number
 from taskboard.models import TaskExecution
-from taskboard.selectors import QUEUED_STATES, execution_bulk_preview, execution_list_for
+from taskboard.selectors import (
+    QUEUED_STATES,
+    execution_bulk_preview,
+    execution_list_for,
+    module_name_possible,
+)
 from taskboard.services.bulk import (
     CANCELLABLE,
     DELETABLE,
@@ -112,9 +118,10 @@ class Selection:
 
 
 def _integer(value: str, message: str) -> int:
-    if not (value.isascii() and value.isdigit()) or len(value) > 18:  # fits a bigint
+    number = whole_number(value, max_digits=18)
+    if number is None:
         raise Refused(message)
-    return int(value)
+    return number
 
 
 def _selection(data: QueryDict, *, ranged: bool) -> Selection:
@@ -140,7 +147,7 @@ def _selection(data: QueryDict, *, ranged: bool) -> Selection:
     if scope == "filter":
         return Selection(action=action, scope=scope, filters=filters_from(data), low=low, high=high)
     module = data.get("module", "")
-    if not module or len(module) > 64 or "\x00" in module:
+    if not module_name_possible(module):
         raise Refused(_("Name the module whose queued tasks are to be cancelled."))
     if action.name != "cancel":
         raise Refused(_("Queued tasks can only be cancelled."))

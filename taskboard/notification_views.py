@@ -17,6 +17,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import trigger_client_event
 
+from taskboard.inputs import whole_number
 from taskboard.models import NotificationPreference
 from taskboard.selectors import (
     notification_bell,
@@ -52,10 +53,10 @@ def bell(request: HtmxHttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def notifications(request: HtmxHttpRequest) -> HttpResponse:
-    raw = request.GET.get("page", "1")
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > MAX_PAGE_DIGITS or int(raw) < 1:
+    number = whole_number(request.GET.get("page", "1"), max_digits=MAX_PAGE_DIGITS)
+    if number is None or number < 1:
         return HttpResponse(_("The page must be a positive number."), status=400)
-    page = notification_page(user=request.user, number=int(raw), per_page=PER_PAGE)
+    page = notification_page(user=request.user, number=number, per_page=PER_PAGE)
     if not page.items and page.number > 1:
         raise Http404(_("No such page."))
     return render(request, "taskboard/notifications.html", {"page": page})

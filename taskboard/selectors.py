@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from taskboard.conf import conf
+from taskboard.inputs import whole_number
 from taskboard.models import (
     ACTIVE_STATES,
     RUNNING_STATES,
@@ -241,11 +242,17 @@ def module_overview(
     return [ModuleOverviewRow(module=module, **rows[module]) for module in sorted(rows)]
 
 
+def module_name_possible(module: str) -> bool:
+    """Could a module have this name? Not empty, not longer than the column, no NUL
+    (PostgreSQL rejects it in text): anything else is answered without the database."""
+    return 0 < len(module) <= 64 and "\x00" not in module
+
+
 def module_exists(*, module: str) -> bool:
     """Whether anything is known of module: an execution or a template. At most two
     index lookups, none for a name that cannot exist."""
-    if len(module) > 64 or "\x00" in module:
-        return False  # longer than the column (and PostgreSQL rejects NUL in text)
+    if not module_name_possible(module):
+        return False
     return (
         TaskExecution.objects.filter(module=module).exists()
         or TaskTemplate.objects.filter(module=module).exists()
@@ -308,8 +315,9 @@ def _user_ids_named(name: str) -> list[Any]:
     """Ids of the users whose username is name or, for a number, whose id it is. One query."""
     user_model = get_user_model()
     named = Q(**{user_model.USERNAME_FIELD: name})
-    if name.isascii() and name.isdigit() and len(name) <= 18:  # fits a bigint
-        named |= Q(pk=int(name))
+    pk = whole_number(name, max_digits=18)
+    if pk is not None:
+        named |= Q(pk=pk)
     return list(user_model.objects.filter(named).values_list("pk", flat=True)[:2])
 
 
