@@ -34,8 +34,7 @@ def call_record(
     if limit <= 0:
         return None
     names = [*kwargs, *param_names[: len(args)]]
-    secret = conf.redact_regex.search
-    if any(not isinstance(name, str) or secret(name) for name in names):
+    if any(not isinstance(name, str) or is_secret_name(name) for name in names):
         return None
     call: Call = {"args": list(args), "kwargs": dict(kwargs)}
     scalars_only = all(type(v) in _SCALARS for v in args) and all(

@@ -80,7 +80,10 @@ class TaskExecutionTable(tables.Table):  # type: ignore[misc]
         self.fragment_url = fragment_url
         # Set for staff: rows get checkboxes, and the list a bulk form with these filters.
         self.bulk_filters = bulk_filters
-        self.bulk = bulk_filters is not None
+
+    @property
+    def bulk(self) -> bool:
+        return self.bulk_filters is not None
 
     @property
     def bulk_filter_items(self) -> list[tuple[str, str]]:
