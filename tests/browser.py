@@ -7,6 +7,7 @@ skip, without it. The `page` fixture lives in conftest.py.
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,19 @@ def watch_console(page: Any) -> list[str]:
     page.on("console", on_console)
     page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
     return problems
+
+
+def request_times(page: Any, url_part: str) -> list[float]:
+    """When (time.monotonic()) the page requested a URL containing url_part, kept up to
+    date as it runs: how a test sees that a fragment polls, or has stopped polling."""
+    times: list[float] = []
+
+    def on_request(request: Any) -> None:
+        if url_part in request.url:
+            times.append(time.monotonic())
+
+    page.on("request", on_request)
+    return times
 
 
 def log_in(page: Any, base_url: str, username: str, next_path: str) -> None:

@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from taskboard.models import TaskExecution, TaskState
-from tests.browser import ARTIFACTS, PASSWORD, log_in, watch_console
+from tests.browser import ARTIFACTS, PASSWORD, log_in, request_times, watch_console
 from tests.factories import make_execution
 
 
@@ -109,13 +109,7 @@ def test_module_page_for_staff(live_server, django_user_model, page):
 def test_live_switch_pauses_and_resumes_polling(live_server, django_user_model, page):
     django_user_model.objects.create_user("lupe", password=PASSWORD)
     problems = watch_console(page)
-    polls: list[float] = []
-    page.on(
-        "request",
-        lambda request: (
-            polls.append(time.monotonic()) if "/tasks/fragments/" in request.url else None
-        ),
-    )
+    polls = request_times(page, "/tasks/fragments/")
     log_in(page, live_server.url, "lupe", "/tasks/")
     page.wait_for_timeout(5_500)
     assert polls, "the panels did not poll while live"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 
 from taskboard.models import TaskExecution, TaskState
-from tests.browser import ARTIFACTS, PASSWORD, log_in, watch_console
+from tests.browser import ARTIFACTS, PASSWORD, log_in, request_times, watch_console
 from tests.factories import make_execution
 
 
@@ -20,13 +20,7 @@ def test_staff_bulk_cancels_selected_queued_tasks(live_server, django_user_model
     ]
     left_alone = make_execution(module="nomina", state=TaskState.PENDING, display_name="Otra")
     problems = watch_console(page)
-    polls: list[float] = []
-    page.on(
-        "request",
-        lambda request: (
-            polls.append(time.monotonic()) if "/fragments/list/" in request.url else None
-        ),
-    )
+    polls = request_times(page, "/fragments/list/")
     base = live_server.url
     log_in(page, base, "jefa", "/tasks/")
 
