@@ -154,7 +154,7 @@ STORAGES = {
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/tasks/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
-CSRF_FAILURE_VIEW = "taskboard.api.csrf_failure"
+CSRF_FAILURE_VIEW = "taskboard.api.views.csrf_failure"
 
 LOGGING = {
     "version": 1,

@@ -10,5 +10,5 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("nomina/", include("sgm.nomina.urls")),
     path("tasks/", include("taskboard.urls")),
-    path("api/tasks/", include("taskboard.api_urls")),
+    path("api/tasks/", include("taskboard.api.urls")),
 ]

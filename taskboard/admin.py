@@ -15,7 +15,7 @@ from taskboard.models import (
     TaskTemplate,
     WorkerHeartbeat,
 )
-from taskboard.parameters import parameters_of
+from taskboard.tracking.parameters import parameters_of
 
 
 @admin.register(TaskTemplate)

@@ -13,8 +13,11 @@ class TaskboardConfig(AppConfig):
         # Importing connects the Celery signal handlers (web and worker alike) and checks.
         from django.db.models.signals import post_migrate
 
-        from taskboard import checks, heartbeats  # noqa: F401
+        from taskboard import checks  # noqa: F401
         from taskboard.services import notifications  # noqa: F401  (executions_finished)
-        from taskboard.tracking import sync_templates
+        from taskboard.tracking import (
+            heartbeats,  # noqa: F401
+            sync_templates,
+        )
 
         post_migrate.connect(sync_templates, sender=self, dispatch_uid="taskboard.templates")

@@ -11,8 +11,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from taskboard.models import TaskTemplate
-from taskboard.parameters import OWNER_PARAMETER, Parameter, parameters_of
-from taskboard.summaries import is_secret_name
+from taskboard.tracking.parameters import OWNER_PARAMETER, Parameter, parameters_of
+from taskboard.tracking.summaries import is_secret_name
 
 
 class JSONInputField(forms.JSONField):

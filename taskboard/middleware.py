@@ -4,7 +4,7 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
-from taskboard.context import launching_as, user_id_of
+from taskboard.tracking.ownership import launching_as, user_id_of
 
 
 class TaskboardMiddleware:

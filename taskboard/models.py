@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import models
@@ -11,6 +13,10 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from taskboard.conf import conf
+from taskboard.permissions import is_operator
+
+if TYPE_CHECKING:
+    from taskboard.permissions import Viewer
 
 
 class TaskState(models.TextChoices):
@@ -30,6 +36,12 @@ TERMINAL_STATES: frozenset[str] = frozenset(
 )
 ACTIVE_STATES: frozenset[str] = frozenset(TaskState.values) - TERMINAL_STATES
 RUNNING_STATES: frozenset[str] = frozenset({TaskState.STARTED, TaskState.PROGRESS})
+# Waiting for a worker: published, or held by one (prefetched, or an ETA not yet due).
+QUEUED_STATES: frozenset[str] = frozenset({TaskState.PENDING, TaskState.RECEIVED})
+# Ended on its own without success (a revoked task was stopped by a person).
+FAILED_STATES: frozenset[str] = frozenset({TaskState.FAILURE, TaskState.LOST})
+# What may be launched again with the same call.
+RETRYABLE_STATES: frozenset[str] = frozenset({TaskState.FAILURE, TaskState.REVOKED, TaskState.LOST})
 
 # The state-transition rule: a write to state S applies only while the row is in one of
 # ALLOWED_FROM[S]. It is enforced inside the UPDATE's WHERE clause, so concurrent or
@@ -57,6 +69,90 @@ ALLOWED_FROM: dict[str, frozenset[str]] = {
 
 def can_transition(current: str, target: str) -> bool:
     return current in ALLOWED_FROM[target]
+
+
+def in_states(states: frozenset[str] | set[str] | list[str]) -> Q:
+    # Sorted: the same SQL text for the same set (statement caches, partial indexes).
+    return Q(state__in=sorted(states))
+
+
+def retryable_q() -> Q:
+    """Failed, revoked or lost, with its call kept, and not retried already (served by the
+    partial index tb_exec_retry_of). An expression of the row it tests (OuterRef), so it may
+    also be an annotation."""
+    retried = TaskExecution.objects.filter(retry_of=models.OuterRef("pk"))
+    return in_states(RETRYABLE_STATES) & Q(call__isnull=False) & ~Q(models.Exists(retried))
+
+
+class TaskExecutionQuerySet(models.QuerySet["TaskExecution"]):
+    """The domain's reads, written once: who may see what, and which rows are in which state."""
+
+    def visible_to(self, viewer: Viewer | None) -> TaskExecutionQuerySet:
+        """Staff see every execution; anyone else their own; nobody logged in none."""
+        if viewer is None or not viewer.is_authenticated:
+            return self.none()
+        return self if is_operator(viewer) else self.filter(user_id=viewer.pk)
+
+    def in_states(self, states: frozenset[str] | set[str] | list[str]) -> TaskExecutionQuerySet:
+        return self.filter(in_states(states))
+
+    def active(self) -> TaskExecutionQuerySet:
+        """Queued or running (served by the partial index tb_exec_active)."""
+        return self.in_states(ACTIVE_STATES)
+
+    def running(self) -> TaskExecutionQuerySet:
+        return self.in_states(RUNNING_STATES)
+
+    def queued(self) -> TaskExecutionQuerySet:
+        return self.in_states(QUEUED_STATES)
+
+    def finished(self) -> TaskExecutionQuerySet:
+        return self.in_states(TERMINAL_STATES)
+
+    def failed(self) -> TaskExecutionQuerySet:
+        return self.in_states(FAILED_STATES)
+
+    def retryable(self) -> TaskExecutionQuerySet:
+        return self.filter(retryable_q())
+
+    def cancelled_unfinished_ids(self, *, limit: int) -> list[str]:
+        """Task ids whose cancel was asked for but which have not finished: a worker starting
+        now must refuse them (it missed the revoke broadcast). Few rows, served by
+        tb_exec_active."""
+        rows = self.active().filter(cancel_requested_at__isnull=False).order_by("-created_at")
+        return list(rows.values_list("task_id", flat=True)[:limit])
+
+    def batches(
+        self,
+        *,
+        size: int,
+        fields: tuple[str, ...] = (),
+        limit: int | None = None,
+        newest_first: bool = True,
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        """(pk, *fields) of these rows in batches of `size`, highest pk first (or lowest, for
+        a walk through the oldest rows), at most `limit`.
+
+        A keyset walk: each batch is read past the last one, so the walk reads every row once
+        and sees what the batches before it changed or deleted. Bulk actions,
+        reconciliation and retention all walk this way."""
+        rows = self.select_related(None).order_by("-pk" if newest_first else "pk")
+        seen = 0
+        cursor: int | None = None
+        while limit is None or seen < limit:
+            if cursor is None:
+                page = rows
+            else:
+                page = rows.filter(pk__lt=cursor) if newest_first else rows.filter(pk__gt=cursor)
+            wanted = size if limit is None else min(size, limit - seen)
+            batch = list(page.values_list("pk", *fields)[:wanted])
+            if not batch:
+                return
+            seen += len(batch)
+            cursor = batch[-1][0]
+            yield batch
+            if len(batch) < wanted:
+                return
 
 
 class TaskTemplate(models.Model):
@@ -166,6 +262,8 @@ class TaskExecution(models.Model):
         related_name="retried_as",
         db_index=False,  # tb_exec_retry_of, partial
     )
+
+    objects = TaskExecutionQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]

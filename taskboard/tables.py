@@ -10,7 +10,9 @@ from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from taskboard.models import TaskExecution, TaskState
-from taskboard.selectors import execution_estimates, execution_list_for
+from taskboard.permissions import is_operator
+from taskboard.selectors.estimates import execution_estimates
+from taskboard.selectors.executions import execution_list_for
 
 PER_PAGE = 25
 FILTER_NAMES = ("module", "state", "owner", "q")
@@ -124,7 +126,7 @@ def task_table(request: HttpRequest) -> TaskExecutionTable:
     """What request.user may see, filtered, sorted and paged as its query string says."""
     filters = list_filters(request)
     rows = execution_list_for(viewer=request.user, **filters)
-    staff = bool(getattr(request.user, "is_staff", False))
+    staff = is_operator(request.user)
     table = TaskExecutionTable(
         rows,
         page_url=reverse("taskboard:dashboard"),

@@ -1,22 +1,39 @@
+"""Every route of taskboard's HTML surface (the JSON API's are in taskboard/api/urls.py)."""
+
 from __future__ import annotations
 
-from django.urls import include, path
+from django.urls import path
 
-from taskboard import views
+from taskboard.views import bulk, dashboard, executions, launch, notifications
 
 app_name = "taskboard"
 
 urlpatterns = [
-    path("", views.dashboard, name="dashboard"),
-    path("fragments/list/", views.list_fragment, name="list"),
-    path("fragments/stats/", views.stats_fragment, name="stats"),
-    path("fragments/workers/", views.workers_fragment, name="workers"),
+    path("", dashboard.dashboard, name="dashboard"),
+    path("fragments/list/", dashboard.list_fragment, name="list"),
+    path("fragments/stats/", dashboard.stats_fragment, name="stats"),
+    path("fragments/workers/", dashboard.workers_fragment, name="workers"),
+    path("modules/<str:module>/", dashboard.module_page, name="module"),
     # Before the <task_id> patterns, which would otherwise take these words for a task id.
-    path("notifications/", include("taskboard.notification_urls")),
-    path("", include("taskboard.launch_urls")),
-    path("bulk/", include("taskboard.bulk_urls")),
-    path("modules/<str:module>/", views.module_page, name="module"),
-    path("<str:task_id>/", views.detail, name="detail"),
-    path("<str:task_id>/progress/", views.progress_fragment, name="progress"),
-    path("<str:task_id>/cancel/", views.cancel, name="cancel"),
+    path("notifications/", notifications.notifications, name="notifications"),
+    path("notifications/bell/", notifications.bell, name="bell"),
+    path("notifications/read/", notifications.mark_all_read, name="notifications_read"),
+    path(
+        "notifications/<int:notification_id>/read/",
+        notifications.mark_read,
+        name="notification_read",
+    ),
+    path(
+        "notifications/preferences/",
+        notifications.preferences,
+        name="notification_preferences",
+    ),
+    path("templates/", launch.template_list, name="templates"),
+    path("templates/<str:key>/launch/", launch.template_launch_page, name="template_launch"),
+    path("bulk/", bulk.confirm, name="bulk_confirm"),
+    path("bulk/run/", bulk.run, name="bulk_run"),
+    path("<str:task_id>/", executions.detail, name="detail"),
+    path("<str:task_id>/progress/", executions.progress_fragment, name="progress"),
+    path("<str:task_id>/cancel/", executions.cancel, name="cancel"),
+    path("<str:task_id>/retry/", executions.retry, name="retry"),
 ]

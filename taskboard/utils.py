@@ -16,9 +16,9 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from taskboard.context import launched_by
 from taskboard.models import TaskExecution
-from taskboard.selectors import ModuleStats, module_stats, user_task_list
+from taskboard.selectors.executions import user_task_list
+from taskboard.selectors.stats import ModuleStats, module_stats
 from taskboard.tracking import (
     TaskCancelled,
     finish_task,
@@ -28,6 +28,7 @@ from taskboard.tracking import (
     track_task,
     update_task_progress,
 )
+from taskboard.tracking.ownership import launched_by
 
 __all__ = [
     "ModuleStats",

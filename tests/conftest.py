@@ -72,7 +72,7 @@ def flushing_thread_stopped(django_db_setup: None, django_db_blocker: Any) -> It
     """The tracking buffer's thread holds a connection: let go of it before the test
     database is dropped."""
     yield
-    from taskboard.recorder import buffer
+    from taskboard.tracking.recorder import buffer
 
     with django_db_blocker.unblock():
         buffer.stop()

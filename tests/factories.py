@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 from django.test import Client
 from django.utils import timezone
 
@@ -17,9 +17,9 @@ from taskboard.models import TaskExecution, TaskState
 _sequence = itertools.count(1)
 
 
-def make_user(username: str | None = None, *, staff: bool = False, **extra: Any) -> AbstractUser:
+def make_user(username: str | None = None, *, staff: bool = False, **extra: Any) -> User:
     username = username or f"user{next(_sequence)}"
-    user: AbstractUser = get_user_model().objects.create_user(
+    user: User = get_user_model().objects.create_user(
         username=username, password="secret-pass-123", is_staff=staff, **extra
     )
     return user

@@ -50,9 +50,9 @@ def main(forks: int, patience: float) -> dict[str, Any]:
     from django.core.management import call_command
     from django.db import connections
 
-    from taskboard.heartbeats import writer
     from taskboard.models import TaskExecution, WorkerHeartbeat
-    from taskboard.recorder import Write, buffer
+    from taskboard.tracking.heartbeats import writer
+    from taskboard.tracking.recorder import Write, buffer
 
     call_command("migrate", verbosity=0)
     ids = [

@@ -18,7 +18,7 @@ from django.utils import timezone
 from sgm.celery import app as celery_app
 from sgm.nomina.tasks import exportar_nominas
 from taskboard.models import TaskExecution, TaskState
-from taskboard.services.manager import TaskManager
+from taskboard.services.cancel import TaskManager
 from tests.factories import client_for, make_execution, make_history, make_user
 from tests.services import free_port, wait_until
 from tests.worker_tasks import add
@@ -561,7 +561,7 @@ def test_task_manager_falls_back_when_flower_refuses_the_connection(worker, capl
     wait_until(lambda: _started(result.id), 15)
     with (
         override_settings(FLOWER_URL=f"http://127.0.0.1:{port}", TASKBOARD_REVOKE_VIA_FLOWER=True),
-        caplog.at_level(logging.WARNING, logger="taskboard.services.manager"),
+        caplog.at_level(logging.WARNING, logger="taskboard.services.cancel"),
     ):
         manager = TaskManager()
         assert manager.flower() is not None

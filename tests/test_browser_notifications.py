@@ -8,8 +8,8 @@ Celery worker process on the same test database.
 from __future__ import annotations
 
 from sgm.contabilidad.tasks import cerrar_periodo
-from taskboard.context import launched_by
 from taskboard.models import TaskNotification, TaskState
+from taskboard.tracking.ownership import launched_by
 from tests import worker_tasks
 from tests.browser import ARTIFACTS, PASSWORD, log_in, watch_console
 from tests.services import wait_until

@@ -9,9 +9,9 @@ import uuid
 
 from django.contrib.auth.models import Group
 
-from taskboard.context import launched_by
 from taskboard.models import TaskExecution, TaskState, TaskTemplate
 from taskboard.tracking import sync_templates
+from taskboard.tracking.ownership import launched_by
 from tests import worker_tasks
 from tests.browser import ARTIFACTS, PASSWORD, log_in, watch_console
 from tests.test_tracking import wait_for_state

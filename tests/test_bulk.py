@@ -17,7 +17,7 @@ from django.urls import reverse
 from sgm.celery import app as celery_app
 from sgm.nomina.tasks import consolidar_nomina
 from taskboard.models import TaskExecution, TaskNotification, TaskState
-from taskboard.services import bulk
+from taskboard.services import bulk, cancel
 from taskboard.services.launch import execution_retry
 from tests.external_app.facturacion import emitir_facturas
 from tests.factories import client_for, make_execution
@@ -316,7 +316,7 @@ def test_result_page_says_what_it_did(staff, revokes):
 
 def test_services_are_for_staff_only(ana):
     rows = TaskExecution.objects.all()
-    for service in (bulk.executions_cancel, bulk.executions_retry, bulk.executions_delete):
+    for service in (cancel.executions_cancel, bulk.executions_retry, bulk.executions_delete):
         with pytest.raises(PermissionDenied):
             service(rows=rows, by=ana)
 

@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone, translation
 
 from taskboard.models import TaskState
-from taskboard.selectors import (
+from taskboard.selectors.estimates import (
     duration_text,
     execution_estimate,
     execution_estimates,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from taskboard.context import launched_by
 from taskboard.models import TaskExecution, TaskState
+from taskboard.tracking.ownership import launched_by
 from taskboard.utils import get_module_stats, get_user_tasks
 from tests.external_app.facturacion import emitir_facturas, validar_facturas
 from tests.services import wait_until

@@ -1,4 +1,4 @@
-"""A pool process forked while taskboard's threads write must not hang (taskboard.forksafe)."""
+"""A pool process forked while taskboard's threads write must not hang (tracking/forksafe.py)."""
 
 from __future__ import annotations
 

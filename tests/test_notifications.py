@@ -17,7 +17,6 @@ from django.utils import timezone, translation
 
 from sgm.contabilidad.tasks import cerrar_periodo
 from sgm.nomina.tasks import exportar_nominas
-from taskboard.context import launched_by
 from taskboard.models import (
     NotificationPreference,
     TaskExecution,
@@ -25,12 +24,13 @@ from taskboard.models import (
     TaskState,
     WorkerHeartbeat,
 )
-from taskboard.recorder import Write, apply, buffer
-from taskboard.selectors import notification_text
-from taskboard.services.executions import execution_cancel
+from taskboard.selectors.notifications import notification_text
+from taskboard.services.cancel import execution_cancel
 from taskboard.services.notifications import notifications_create_for, notifications_email
 from taskboard.services.reconcile import executions_mark_lost
 from taskboard.signals import executions_finished, executions_finished_send
+from taskboard.tracking.ownership import launched_by
+from taskboard.tracking.recorder import Write, apply, buffer
 from tests import worker_tasks
 from tests.factories import client_for, make_execution
 from tests.services import wait_until

@@ -15,10 +15,10 @@ from django.core.exceptions import PermissionDenied
 from django.test import Client, override_settings
 from django.urls import reverse
 
-from taskboard.calls import call_record
-from taskboard.context import launched_by
 from taskboard.models import TaskExecution, TaskState
 from taskboard.services.launch import RetryNotPossible, execution_can_retry, execution_retry
+from taskboard.tracking.calls import call_record
+from taskboard.tracking.ownership import launched_by
 from tests import worker_tasks
 from tests.factories import client_for, make_execution, make_history
 from tests.test_tracking import wait_for_state

@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from taskboard.models import TaskState
-from taskboard.selectors import module_stats
+from taskboard.selectors.stats import module_stats
 from taskboard.utils import get_module_stats, get_user_tasks
 from tests.factories import make_execution, make_history, make_user
 

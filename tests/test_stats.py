@@ -8,13 +8,13 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from taskboard.charts import line_chart
 from taskboard.models import TaskState, TaskTemplate
-from taskboard.selectors import (
+from taskboard.selectors.stats import (
     module_duration_series,
     module_overview,
     module_recent_failures,
 )
+from taskboard.views.charts import line_chart
 from tests.factories import client_for, make_execution, make_history, make_user
 
 HX = {"HX-Request": "true"}

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.test import override_settings
 
-from taskboard import summaries
+from taskboard.tracking import summaries
 
 
 def test_redact_replaces_secret_keys_at_any_depth():

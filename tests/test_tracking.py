@@ -13,8 +13,9 @@ from sgm.celery import app as celery_app
 from sgm.contabilidad.tasks import AsientosDescuadradosError, cerrar_periodo, conciliar_banco
 from sgm.nomina.tasks import consolidar_nomina, exportar_nominas
 from taskboard.models import TaskExecution, TaskState, TaskTemplate
-from taskboard.services.executions import execution_cancel
-from taskboard.tracking import flush_writes, refuse_cancelled
+from taskboard.services.cancel import execution_cancel
+from taskboard.tracking import flush_writes
+from taskboard.tracking.handlers import refuse_cancelled
 from tests import worker_tasks
 from tests.factories import make_execution, make_user
 from tests.services import free_port, start_worker, wait_until
@@ -219,8 +220,8 @@ def test_secrets_never_reach_the_database(worker):
 
 
 def test_late_and_duplicate_signals_change_nothing(worker):
-    from taskboard.recorder import Write, apply
     from taskboard.tracking import update_task_progress
+    from taskboard.tracking.recorder import Write, apply
 
     result = consolidar_nomina.delay(1, empleados=2, pausa=0.01)
     result.get(timeout=TIMEOUT)
@@ -252,7 +253,7 @@ def test_late_and_duplicate_signals_change_nothing(worker):
 
 
 def test_child_task_inherits_the_owner(worker, django_user_model):
-    from taskboard.context import launched_by
+    from taskboard.tracking.ownership import launched_by
 
     owner = django_user_model.objects.create_user("carmen", password="x-123456789")
     with launched_by(owner):

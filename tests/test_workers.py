@@ -19,13 +19,7 @@ from django.utils import timezone
 from sgm.celery import app as celery_app
 from taskboard.conf import conf
 from taskboard.models import RUNNING_STATES, TaskExecution, TaskState, WorkerHeartbeat
-from taskboard.services.flower import (
-    FlowerAuthError,
-    FlowerBadResponse,
-    FlowerService,
-    FlowerUnreachable,
-)
-from taskboard.services.manager import TaskManager
+from taskboard.services.cancel import TaskManager
 from taskboard.services.workers import (
     WORKERS_KEY,
     HeartbeatSource,
@@ -35,6 +29,12 @@ from taskboard.services.workers import (
     fetch_flower_info,
     fetch_snapshot,
     workers_snapshot,
+)
+from taskboard.services.workers.flower import (
+    FlowerAuthError,
+    FlowerBadResponse,
+    FlowerService,
+    FlowerUnreachable,
 )
 from tests.factories import client_for, make_execution
 from tests.services import (

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
 
 from sgm.nomina.tasks import consolidar_nomina, exportar_nominas
-from taskboard.views import CHANGED_EVENT, HtmxHttpRequest
+from taskboard.views.htmx import CHANGED_EVENT, HtmxHttpRequest
 
 MAX_EMPLEADOS = 1000
 EXPORT_PAGES = 600

@@ -20,22 +20,17 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from taskboard import summaries
-from taskboard.calls import Call, call_arguments, call_record
-from taskboard.context import launched_by
-from taskboard.models import TaskExecution, TaskState, TaskTemplate
-from taskboard.parameters import OWNER_PARAMETER, check_value, parameters_of
-from taskboard.recorder import Write, apply
-from taskboard.selectors import (
-    execution_retries,
-    execution_visible_to,
-    template_list_launchable,
-)
-from taskboard.services.executions import execution_can_control
+from taskboard.models import RETRYABLE_STATES, TaskExecution, TaskState, TaskTemplate
+from taskboard.permissions import Viewer, can_control, can_view, is_operator
+from taskboard.selectors.executions import execution_retries
+from taskboard.selectors.templates import template_list_launchable
+from taskboard.tracking import summaries
+from taskboard.tracking.calls import Call, call_arguments, call_record
+from taskboard.tracking.ownership import launched_by
+from taskboard.tracking.parameters import OWNER_PARAMETER, check_value, parameters_of
+from taskboard.tracking.recorder import Write, apply
 
 logger = logging.getLogger("taskboard.launch")
-
-RETRYABLE_STATES: frozenset[str] = frozenset({TaskState.FAILURE, TaskState.REVOKED, TaskState.LOST})
 
 
 class RetryNotPossible(Exception):
@@ -65,13 +60,13 @@ CALL_NOT_KEPT = gettext_lazy(
 # --- Templates ----------------------------------------------------------------------------
 
 
-def template_can_launch(*, template: TaskTemplate, user: Any) -> bool:
+def template_can_launch(*, template: TaskTemplate, user: Viewer) -> bool:
     """Staff, or members of one of the template's groups, may launch an active template."""
     if not template.is_active or not template.task_name:
         return False
-    if not getattr(user, "is_authenticated", False):
+    if not user.is_authenticated:
         return False
-    if user.is_staff:
+    if is_operator(user):
         return True
     return template_list_launchable(user=user).filter(pk=template.pk).exists()
 
@@ -94,7 +89,7 @@ def template_check_kwargs(*, template: TaskTemplate, kwargs: dict[str, Any]) -> 
         raise ValidationError(errors)
 
 
-def template_launch(*, template: TaskTemplate, user: Any, kwargs: dict[str, Any]) -> str:
+def template_launch(*, template: TaskTemplate, user: Viewer, kwargs: dict[str, Any]) -> str:
     """Enqueue the template's task with kwargs, owned by user; the new task's id.
 
     Raises PermissionDenied if user may not launch it and ValidationError if kwargs do not
@@ -144,23 +139,20 @@ def execution_retry_problem(
     return None
 
 
-def execution_can_retry(*, execution: TaskExecution, user: Any) -> bool:
+def execution_can_retry(*, execution: TaskExecution, user: Viewer) -> bool:
     """Its owner or staff may retry, once, a failed, revoked or lost execution whose call
     was kept."""
-    return (
-        execution_can_control(execution=execution, user=user)
-        and execution_retry_problem(execution=execution) is None
-    )
+    return can_control(user, execution) and execution_retry_problem(execution=execution) is None
 
 
-def execution_retry(*, execution: TaskExecution, by: Any) -> TaskExecution:
+def execution_retry(*, execution: TaskExecution, by: Viewer) -> TaskExecution:
     """Enqueue execution's task again with the same arguments, owned by `by`; the new
     execution (its `retry_of` is execution).
 
     Raises PermissionDenied unless `by` is its owner or staff; RetryNotPossible when it is
     not failed, revoked or lost ("state"), its arguments were not kept ("call"), or it was
     retried already ("retried")."""
-    if not execution_can_control(execution=execution, user=by):
+    if not can_control(by, execution):
         raise PermissionDenied
     problem = execution_retry_problem(execution=execution)
     if problem is not None:
@@ -198,15 +190,15 @@ class RetryPanel:
     retried_as: list[TaskExecution] = field(default_factory=list)
 
 
-def execution_retry_panel(*, execution: TaskExecution, viewer: Any) -> RetryPanel:
+def execution_retry_panel(*, execution: TaskExecution, viewer: Viewer) -> RetryPanel:
     """The retry button, or why there is none, and the executions that retried this one.
     At most one query, and only for a failed, revoked or lost execution (no other can have
     been retried); `retry_of` comes with the execution (select_related)."""
     if execution.state not in RETRYABLE_STATES:
         return RetryPanel()
     retries = list(execution_retries(execution=execution))
-    visible = [r for r in retries if execution_visible_to(execution=r, viewer=viewer)]
-    if not execution_can_control(execution=execution, user=viewer):
+    visible = [r for r in retries if can_view(viewer, r)]
+    if not can_control(viewer, execution):
         return RetryPanel(retried_as=visible)
     problem = execution_retry_problem(execution=execution, retried=bool(retries))
     return RetryPanel(
@@ -220,13 +212,13 @@ def execution_retry_panel(*, execution: TaskExecution, viewer: Any) -> RetryPane
 
 
 def _enqueue(
-    *, row: dict[str, Any], args: list[Any], kwargs: dict[str, Any], by: Any
+    *, row: dict[str, Any], args: list[Any], kwargs: dict[str, Any], by: Viewer
 ) -> TaskExecution:
     """Create the new execution's row, then publish its task once the transaction commits."""
     execution = TaskExecution.objects.create(
-        task_id=str(uuid.uuid4()), state=TaskState.PENDING, user=by, **row
+        task_id=str(uuid.uuid4()), state=TaskState.PENDING, user_id=by.pk, **row
     )
-    task_name, task_id, owner = execution.task_name, execution.task_id, by.pk
+    task_name, task_id, owner = execution.task_name, execution.task_id, by.pk or 0
     transaction.on_commit(lambda: _publish(task_name, task_id, args, kwargs, owner))
     return execution
 

@@ -30,7 +30,7 @@ from taskboard.models import (
     TaskNotification,
     TaskState,
 )
-from taskboard.selectors import notification_text
+from taskboard.selectors.notifications import notification_text
 from taskboard.signals import executions_finished
 
 logger = logging.getLogger("taskboard.notifications")

@@ -1,15 +1,19 @@
-"""Reconciliation: a task that was running on a worker that is gone is LOST, not running."""
+"""Reconciliation: a task that was running on a worker that is gone is LOST, not running.
+
+LOST is written like every other state change: through the recorder's conditional UPDATE
+(the state rule in its WHERE clause, so a task that finished meanwhile stays finished), and
+announced the same way (execution_changed, executions_finished).
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from taskboard.models import RUNNING_STATES, TaskExecution, TaskState, WorkerHeartbeat
-from taskboard.signals import execution_changed, executions_finished_send
+from taskboard.tracking.recorder import Write, apply_many
 
 BATCH = 500
 
@@ -25,39 +29,34 @@ def executions_mark_lost(*, now: datetime | None = None) -> int:
     marked = 0
     for beat in WorkerHeartbeat.objects.only("hostname", "started_at", "last_seen", "stopped_at"):
         gone = not beat.is_online(now=now)
-        lost = Q(worker=beat.hostname, state__in=RUNNING_STATES)
+        conditions: dict[str, object] = {"worker": beat.hostname}
+        lost = Q(worker=beat.hostname)
         if not gone:  # alive: only what an earlier process under this name was running
             lost &= Q(started_at__lt=beat.started_at)
-        marked += _mark(lost, now=now, worker=beat.hostname)
+            conditions["started_at__lt"] = beat.started_at
+        marked += _mark(lost, conditions, now=now, worker=beat.hostname)
     return marked
 
 
-def _mark(condition: Q, *, now: datetime, worker: str) -> int:
-    marked = 0
-    message = f"Worker {worker} went away while the task was running."
+def _mark(condition: Q, conditions: dict[str, object], *, now: datetime, worker: str) -> int:
     fields = {
         "finished_at": now,
-        "updated_at": now,
         "exception_type": "WorkerLostError",
-        "exception_message": message,
+        "exception_message": f"Worker {worker} went away while the task was running.",
     }
-    while True:
-        pks = list(TaskExecution.objects.filter(condition).values_list("pk", flat=True)[:BATCH])
-        if not pks:
-            return marked
-        with transaction.atomic():
-            # Locked and checked again: a task that finished meanwhile stays finished.
-            updated = list(
-                TaskExecution.objects.select_for_update()
-                .filter(condition, pk__in=pks)
-                .values_list("pk", flat=True)
+    marked = 0
+    for batch in TaskExecution.objects.running().filter(condition).batches(size=BATCH):
+        writes = [
+            Write(
+                ("pk", pk),
+                TaskState.LOST,
+                dict(fields),
+                # Checked again in the UPDATE itself: a task that finished, or moved on to
+                # another worker meanwhile, keeps its state.
+                conditions=dict(conditions),
+                from_states=RUNNING_STATES,
             )
-            TaskExecution.objects.filter(pk__in=updated).update(state=TaskState.LOST, **fields)
-        for pk in updated:
-            execution_changed.send(
-                sender=TaskExecution, lookup=("pk", pk), state=TaskState.LOST, fields=fields
-            )
-        executions_finished_send([("pk", pk) for pk in updated])
-        marked += len(updated)
-        if len(pks) < BATCH:
-            return marked
+            for (pk,) in batch
+        ]
+        marked += len(apply_many(writes))
+    return marked

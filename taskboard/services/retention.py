@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from taskboard.conf import conf
-from taskboard.models import TERMINAL_STATES, TaskExecution
+from taskboard.models import TaskExecution
 
 DEFAULT_BATCH = 1000
 
@@ -35,18 +35,15 @@ def executions_prune(
     are deleted with them (CASCADE) and retries that pointed at them keep their own row
     (retry_of set to NULL). Unfinished executions are left for reconciliation. Returns how
     many executions were deleted."""
-    stale = TaskExecution.objects.filter(created_at__lt=older_than, state__in=TERMINAL_STATES)
+    stale = TaskExecution.objects.finished().filter(created_at__lt=older_than)
     deleted = 0
-    while True:
+    for batch in stale.batches(size=batch_size, newest_first=False):
+        if deleted and pause:
+            time.sleep(pause)
         with transaction.atomic():
-            pks = list(stale.order_by().values_list("pk", flat=True)[:batch_size])
-            if not pks:
-                return deleted
-            _, per_model = TaskExecution.objects.filter(pk__in=pks).delete()
+            pks = [row[0] for row in batch]
+            _, per_model = TaskExecution.objects.filter(pk__in=pks).finished().delete()
         deleted += per_model.get(TaskExecution._meta.label, 0)
         if progress is not None:
             progress(deleted)
-        if len(pks) < batch_size:
-            return deleted
-        if pause:
-            time.sleep(pause)
+    return deleted

@@ -23,9 +23,10 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
 from taskboard.models import TaskState, TaskTemplate
-from taskboard.panels import stats_context
-from taskboard.selectors import execution_get_for, template_list_launchable
+from taskboard.selectors.executions import execution_get_for
+from taskboard.selectors.templates import template_list_launchable
 from taskboard.tables import task_table
+from taskboard.views.panels import stats_context
 
 register = template.Library()
 

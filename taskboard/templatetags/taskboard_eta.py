@@ -13,7 +13,7 @@ from typing import Any
 from django import template
 
 from taskboard.models import TaskExecution
-from taskboard.selectors import Estimate, execution_estimate
+from taskboard.selectors.estimates import Estimate, execution_estimate
 
 register = template.Library()
 

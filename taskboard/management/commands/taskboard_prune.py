@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from taskboard.models import TERMINAL_STATES, TaskExecution
+from taskboard.models import TaskExecution
 from taskboard.services.retention import DEFAULT_BATCH, executions_prune, retention_cutoff
 
 
@@ -38,9 +38,7 @@ class Command(BaseCommand):
             self.stdout.write("Retention is off (0 days): nothing to prune.")
             return
         if options["dry_run"]:
-            count = TaskExecution.objects.filter(
-                created_at__lt=cutoff, state__in=TERMINAL_STATES
-            ).count()
+            count = TaskExecution.objects.finished().filter(created_at__lt=cutoff).count()
             self.stdout.write(
                 f"Would delete {count} executions created before {cutoff:%Y-%m-%d %H:%M}."
             )

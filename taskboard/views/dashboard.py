@@ -1,4 +1,5 @@
-"""The dashboard at /tasks/: pages and the fragments HTMX refreshes in place."""
+"""The dashboard at /tasks/: the list, stats and workers fragments HTMX refreshes in place,
+and the per-module stats page."""
 
 from __future__ import annotations
 
@@ -6,37 +7,26 @@ from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_POST
-from django_htmx.http import HTMX_STOP_POLLING, trigger_client_event
-from django_htmx.middleware import HtmxDetails
+from django.views.decorators.http import require_GET
 
-from taskboard.charts import line_chart
-from taskboard.models import TaskExecution, TaskState
-from taskboard.panels import stats_context
-from taskboard.selectors import (
-    execution_children,
-    execution_get_for,
+from taskboard.models import TaskState
+from taskboard.permissions import is_operator
+from taskboard.selectors.stats import (
     module_duration_series,
     module_exists,
     module_names,
     module_recent_failures,
     module_stats,
 )
-from taskboard.services.executions import execution_can_control, execution_cancel
-from taskboard.services.launch import execution_retry_panel
 from taskboard.services.workers import WorkersSnapshot, snapshot_for, workers_snapshot
 from taskboard.tables import list_filters, task_table
-
-CHANGED_EVENT = "taskboard:changed"
-
-
-class HtmxHttpRequest(HttpRequest):
-    htmx: HtmxDetails
+from taskboard.views.charts import line_chart
+from taskboard.views.htmx import HtmxHttpRequest
+from taskboard.views.panels import stats_context
 
 
 def _list_context(request: HttpRequest) -> dict[str, Any]:
@@ -65,52 +55,6 @@ def dashboard(request: HtmxHttpRequest) -> HttpResponse:
 @require_GET
 def list_fragment(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, "taskboard/fragments/task-list.html", _list_context(request))
-
-
-def _execution_or_404(request: HttpRequest, task_id: str) -> TaskExecution:
-    execution = execution_get_for(viewer=request.user, task_id=task_id)
-    if execution is None:
-        raise Http404(_("No such task."))
-    return execution
-
-
-@login_required
-@require_GET
-def detail(request: HtmxHttpRequest, task_id: str) -> HttpResponse:
-    execution = _execution_or_404(request, task_id)
-    context = {
-        "execution": execution,
-        "children": execution_children(execution=execution)[:50],
-        "can_control": execution_can_control(execution=execution, user=request.user),
-        "retry": execution_retry_panel(execution=execution, viewer=request.user),
-    }
-    return render(request, "taskboard/detail.html", context)
-
-
-@login_required
-@require_GET
-def progress_fragment(request: HtmxHttpRequest, task_id: str) -> HttpResponse:
-    execution = _execution_or_404(request, task_id)
-    response = render(request, "taskboard/fragments/progress.html", {"execution": execution})
-    if execution.is_terminal:
-        response.status_code = HTMX_STOP_POLLING  # 286: htmx stops polling by itself
-    return response
-
-
-@login_required
-@require_POST
-def cancel(request: HtmxHttpRequest, task_id: str) -> HttpResponse:
-    execution = _execution_or_404(request, task_id)
-    terminate = request.POST.get("terminate") == "1"
-    try:
-        cancelled = execution_cancel(execution=execution, by=request.user, terminate=terminate)
-    except PermissionDenied:  # the service holds the rule: owner or staff, terminate staff
-        return HttpResponse(_("You may not cancel this task."), status=403)
-    if not cancelled:
-        return HttpResponse(_("This task has already finished."), status=409)
-    response = render(request, "taskboard/fragments/progress.html", {"execution": execution})
-    # Every panel listening refreshes now, not at its next poll.
-    return trigger_client_event(response, CHANGED_EVENT)
 
 
 def _workers_context(request: HttpRequest) -> dict[str, Any]:
@@ -142,7 +86,7 @@ def _percent(rate: float | None) -> float | None:
 @login_required
 @require_GET
 def module_page(request: HtmxHttpRequest, module: str) -> HttpResponse:
-    if not request.user.is_staff:
+    if not is_operator(request.user):
         return HttpResponse(_("Only staff may see module statistics."), status=403)
     if not module_exists(module=module):
         raise Http404(_("No such module."))

@@ -19,7 +19,8 @@ from django_htmx.http import trigger_client_event
 
 from taskboard.inputs import whole_number
 from taskboard.models import NotificationPreference
-from taskboard.selectors import (
+from taskboard.permissions import signed_in
+from taskboard.selectors.notifications import (
     notification_bell,
     notification_page,
     notification_preferences_get,
@@ -29,7 +30,7 @@ from taskboard.services.notifications import (
     notification_preferences_set,
     notifications_mark_all_read,
 )
-from taskboard.views import CHANGED_EVENT, HtmxHttpRequest
+from taskboard.views.htmx import CHANGED_EVENT, HtmxHttpRequest
 
 BELL_SIZE = 5
 PER_PAGE = 25
@@ -37,7 +38,7 @@ MAX_PAGE_DIGITS = 6
 
 
 def _bell(request: HttpRequest) -> HttpResponse:
-    count, items = notification_bell(user=request.user, limit=BELL_SIZE)
+    count, items = notification_bell(user=signed_in(request.user), limit=BELL_SIZE)
     return render(
         request, "taskboard/fragments/bell.html", {"bell": {"count": count, "items": items}}
     )
@@ -56,7 +57,7 @@ def notifications(request: HtmxHttpRequest) -> HttpResponse:
     number = whole_number(request.GET.get("page", "1"), max_digits=MAX_PAGE_DIGITS)
     if number is None or number < 1:
         return HttpResponse(_("The page must be a positive number."), status=400)
-    page = notification_page(user=request.user, number=number, per_page=PER_PAGE)
+    page = notification_page(user=signed_in(request.user), number=number, per_page=PER_PAGE)
     if not page.items and page.number > 1:
         raise Http404(_("No such page."))
     return render(request, "taskboard/notifications.html", {"page": page})
@@ -106,7 +107,7 @@ def preferences(request: HtmxHttpRequest) -> HttpResponse:
             return redirect("taskboard:notification_preferences")
         status = 400
     else:
-        form = PreferencesForm(instance=notification_preferences_get(user=request.user))
+        form = PreferencesForm(instance=notification_preferences_get(user=signed_in(request.user)))
         status = 200
     context = {"form": form, "email": getattr(request.user, "email", "")}
     return render(request, "taskboard/notification-preferences.html", context, status=status)

@@ -29,9 +29,9 @@ from django.db.models import Field
 from django.utils import timezone
 
 from taskboard.conf import conf
-from taskboard.forksafe import database_work
 from taskboard.models import ALLOWED_FROM, TERMINAL_STATES, TaskExecution, TaskState
 from taskboard.signals import execution_changed, executions_finished_send
+from taskboard.tracking.forksafe import database_work
 
 logger = logging.getLogger("taskboard.tracking")
 
@@ -51,6 +51,8 @@ class Write:
     fields: dict[str, Any] = field(default_factory=dict)
     # Extra conditions of the transition, e.g. a RETRY must not overtake a newer attempt.
     conditions: dict[str, Any] = field(default_factory=dict)
+    # Narrower than the state rule: apply only from these states (None: as the rule allows).
+    from_states: frozenset[str] | None = None
     # Identity fields to create the row with when it is missing (None: never create).
     create: CreateFields | None = None
     # Asked at flush time: is the write still worth making? (None: always.)
@@ -81,6 +83,19 @@ def apply(write: Write) -> bool:
     if changed:
         _announce(write)
         _announce_finished([write])
+    return changed
+
+
+def apply_many(writes: list[Write]) -> list[Write]:
+    """Write these transitions now, in one transaction; the ones that changed a row. They
+    are announced (execution_changed, executions_finished) as the buffer's batches are."""
+    if not writes:
+        return []
+    with transaction.atomic():
+        changed = _update_many(writes)
+    for write in changed:
+        _announce(write)
+    _announce_finished(changed)
     return changed
 
 
@@ -143,7 +158,11 @@ def _execute_many(sql: str, params_list: list[list[Any]], *, returning: bool = T
     return hits
 
 
-_CONDITIONS = {"retries__lte": ("retries", "<=")}
+_CONDITIONS = {
+    "retries__lte": ("retries", "<="),
+    "worker": ("worker", "="),
+    "started_at__lt": ("started_at", "<"),
+}
 
 
 @functools.cache
@@ -163,7 +182,9 @@ def _update_statement(write: Write) -> tuple[str, list[Any]]:
         values["state"] = write.state
     fill_started = write.state == TaskState.PROGRESS and "started_at" not in values
     key, lookup = write.lookup
-    sql, fields = _statement_for(key, write.state, tuple(values), tuple(write.conditions))
+    sql, fields = _statement_for(
+        key, write.state, tuple(values), tuple(write.conditions), write.from_states
+    )
     params = [
         field.get_db_prep_save(value, connection)
         for field, value in zip(fields, values.values(), strict=True)
@@ -171,13 +192,20 @@ def _update_statement(write: Write) -> tuple[str, list[Any]]:
     if fill_started:
         params.append(_field("started_at").get_db_prep_save(now, connection))
     params.append(_field("id" if key == "pk" else key).get_db_prep_value(lookup, connection))
-    params.extend(write.conditions.values())
+    params.extend(
+        _field(_CONDITIONS[name][0]).get_db_prep_value(value, connection)
+        for name, value in write.conditions.items()
+    )
     return sql, params
 
 
 @functools.lru_cache(maxsize=256)
 def _statement_for(
-    key: str, state: str | None, names: tuple[str, ...], conditions: tuple[str, ...]
+    key: str,
+    state: str | None,
+    names: tuple[str, ...],
+    conditions: tuple[str, ...],
+    from_states: frozenset[str] | None = None,
 ) -> tuple[str, list[Field[Any, Any]]]:
     fields = [_field(name) for name in names]
     assignments = [f"{_column(field)} = %s" for field in fields]
@@ -187,7 +215,10 @@ def _statement_for(
     where = [f"{_column(_field('id' if key == 'pk' else key))} = %s"]
     if state is not None:
         # The states are our own constants (TaskState values), written into the statement.
-        allowed = ", ".join(f"'{value}'" for value in sorted(ALLOWED_FROM[state]))
+        permitted = (
+            ALLOWED_FROM[state] if from_states is None else ALLOWED_FROM[state] & from_states
+        )
+        allowed = ", ".join(f"'{value}'" for value in sorted(permitted))
         where.append(f"{_column(_field('state'))} IN ({allowed})")
     for name in conditions:
         column, operator = _CONDITIONS[name]

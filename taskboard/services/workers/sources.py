@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from celery import current_app
-from django.core.cache import caches
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -25,7 +23,9 @@ from django.utils.translation import ngettext
 
 from taskboard.conf import conf
 from taskboard.models import TaskExecution, WorkerHeartbeat
-from taskboard.services.flower import FlowerError, FlowerService
+from taskboard.permissions import Viewer, is_operator
+from taskboard.services.workers.flower import FlowerError, FlowerService
+from taskboard.services.workers.single_flight import single_flight
 
 logger = logging.getLogger(__name__)
 
@@ -156,7 +156,7 @@ class WorkerSource(Protocol):
 
 
 class HeartbeatSource:
-    """The rows workers write about themselves (taskboard.heartbeats)."""
+    """The rows workers write about themselves (taskboard.tracking.heartbeats)."""
 
     name = "heartbeats"
 
@@ -416,56 +416,19 @@ FLOWER_INFO_KEY = "taskboard:flower-info:v1"
 
 
 def workers_snapshot() -> WorkersSnapshot:
-    return single_flight(WORKERS_KEY, fetch_snapshot, fresh_for=conf.WORKERS_CACHE_SECONDS)
+    return single_flight(
+        WORKERS_KEY, fetch_snapshot, fresh_for=conf.WORKERS_CACHE_SECONDS, budget=fetch_budget()
+    )
 
 
-@dataclass(frozen=True)
-class _Entry:
-    stored_at: float
-    value: Any = field(default=None)
-
-
-def single_flight(key: str, fetch: Callable[[], T], *, fresh_for: float) -> T:
-    """The cached value while fresh; else one process fetches and the others wait for it
-    (or keep showing the previous value meanwhile)."""
-    cache = caches[conf.CACHE_ALIAS]
-    entry = cache.get(key)
-    if isinstance(entry, _Entry) and time.time() - entry.stored_at < fresh_for:
-        return entry.value  # type: ignore[no-any-return]
-    budget = fetch_budget()
-    lock = f"{key}:lock"
-    give_up = time.monotonic() + 2 * (budget + 1)
-    while True:
-        token = uuid.uuid4().hex
-        if cache.add(lock, token, timeout=int(budget) + 1):
-            try:
-                value = fetch()
-                cache.set(key, _Entry(time.time(), value), timeout=int(max(60, fresh_for * 12)))
-                return value
-            finally:
-                if cache.get(lock) == token:
-                    cache.delete(lock)
-        if isinstance(entry, _Entry):
-            return entry.value  # type: ignore[no-any-return]  # stale, while another refreshes
-        # Nothing to show yet: wait for as long as the fetcher holds the lock (its expiry
-        # bounds a fetcher that died), then try to become the fetcher.
-        while cache.get(lock) is not None and time.monotonic() < give_up:
-            time.sleep(0.05)
-        entry = cache.get(key)
-        if isinstance(entry, _Entry):
-            return entry.value  # type: ignore[no-any-return]
-        if time.monotonic() >= give_up:
-            return fetch()  # the cache itself misbehaves: do not wait for ever
-
-
-def snapshot_for(snapshot: WorkersSnapshot, *, viewer: Any) -> WorkersSnapshot:
+def snapshot_for(snapshot: WorkersSnapshot, *, viewer: Viewer) -> WorkersSnapshot:
     """Staff see every active task; anyone else sees their own, and how many others run."""
-    if viewer.is_staff:
+    if is_operator(viewer):
         return snapshot
     ids = [task.task_id for worker in snapshot.workers for task in worker.active]
     own = (
         set(
-            TaskExecution.objects.filter(task_id__in=ids, user_id=viewer.pk).values_list(
+            TaskExecution.objects.filter(task_id__in=ids, user_id=viewer.pk or 0).values_list(
                 "task_id", flat=True
             )
         )
@@ -537,7 +500,12 @@ def fetch_flower_info() -> FlowerInfo:
 
 
 def flower_info() -> FlowerInfo:
-    info = single_flight(FLOWER_INFO_KEY, fetch_flower_info, fresh_for=conf.WORKERS_CACHE_SECONDS)
+    info = single_flight(
+        FLOWER_INFO_KEY,
+        fetch_flower_info,
+        fresh_for=conf.WORKERS_CACHE_SECONDS,
+        budget=fetch_budget(),
+    )
     return FlowerInfo(**{**asdict(info), "source": workers_snapshot().source})
 
 

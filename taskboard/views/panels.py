@@ -6,7 +6,8 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from taskboard.selectors import module_overview
+from taskboard.permissions import is_operator
+from taskboard.selectors.stats import module_overview
 
 STATS_DAYS = 1  # the stats panel covers the last 24 hours
 
@@ -15,7 +16,7 @@ def stats_context(request: HttpRequest, module: str = "") -> dict[str, Any]:
     """The stats panel's context: staff see every module, others their own tasks only;
     with `module`, that module alone (the embedded panel)."""
     user = request.user
-    mine_only = not user.is_staff
+    mine_only = not is_operator(user)
     module = module.replace("\x00", "")[:64]
     return {
         "stats_rows": module_overview(

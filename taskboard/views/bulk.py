@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
-from django.db.models import Q, QuerySet
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
 from django.urls import reverse
@@ -24,22 +24,18 @@ from django.views.decorators.http import require_GET, require_POST
 
 from taskboard.conf import conf
 from taskboard.inputs import whole_number
-from taskboard.models import TaskExecution
-from taskboard.selectors import (
-    QUEUED_STATES,
-    execution_bulk_preview,
-    execution_list_for,
-    module_name_possible,
+from taskboard.models import (
+    ACTIVE_STATES,
+    TERMINAL_STATES,
+    TaskExecutionQuerySet,
+    in_states,
+    retryable_q,
 )
-from taskboard.services.bulk import (
-    CANCELLABLE,
-    DELETABLE,
-    BulkResult,
-    executions_cancel,
-    executions_delete,
-    executions_retry,
-    retryable,
-)
+from taskboard.permissions import Viewer, is_operator
+from taskboard.selectors.executions import execution_bulk_preview, execution_list_for
+from taskboard.selectors.stats import module_name_possible
+from taskboard.services.bulk import BulkResult, executions_delete, executions_retry
+from taskboard.services.cancel import executions_cancel
 from taskboard.tables import filter_labels, filters_from
 
 # Ids in one request: the list shows a page of them. (Far more fields than that, over
@@ -56,9 +52,9 @@ class Action:
 
 
 ACTIONS: dict[str, Action] = {
-    "cancel": Action("cancel", lambda: CANCELLABLE, executions_cancel),
-    "retry": Action("retry", retryable, executions_retry),
-    "delete": Action("delete", lambda: DELETABLE, executions_delete),
+    "cancel": Action("cancel", lambda: in_states(ACTIVE_STATES), executions_cancel),
+    "retry": Action("retry", retryable_q, executions_retry),
+    "delete": Action("delete", lambda: in_states(TERMINAL_STATES), executions_delete),
 }
 
 
@@ -84,15 +80,13 @@ class Selection:
     low: int | None = None  # the confirmation's primary-key range (run only)
     high: int | None = None
 
-    def rows(self, viewer: Any) -> QuerySet[TaskExecution]:
+    def rows(self, viewer: Viewer) -> TaskExecutionQuerySet:
         if self.scope == "selected":
             rows = execution_list_for(viewer=viewer).filter(pk__in=self.ids)
         elif self.scope == "filter":
             rows = execution_list_for(viewer=viewer, **self.filters)
         else:
-            rows = execution_list_for(viewer=viewer, module=self.module).filter(
-                state__in=sorted(QUEUED_STATES)
-            )
+            rows = execution_list_for(viewer=viewer, module=self.module).queued()
         if self.low is not None and self.high is not None:
             rows = rows.filter(pk__gte=self.low, pk__lte=self.high)
         return rows
@@ -155,7 +149,7 @@ def _selection(data: QueryDict, *, ranged: bool) -> Selection:
 
 
 def _staff_selection(request: HttpRequest, data: QueryDict, *, ranged: bool) -> Selection:
-    if not request.user.is_staff:
+    if not is_operator(request.user):
         raise Refused(_("Only staff may act on many tasks at once."), status=403)
     return _selection(data, ranged=ranged)
 

@@ -10,21 +10,19 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import HttpResponseClientRedirect
 
 from taskboard.forms import TemplateLaunchForm
-from taskboard.selectors import execution_get_for, template_get_active, template_list_launchable
+from taskboard.selectors.templates import template_get_active, template_list_launchable
 from taskboard.services.launch import (
-    RetryNotPossible,
-    execution_retry,
     template_can_launch,
     template_launch,
 )
-from taskboard.views import HtmxHttpRequest
+from taskboard.views.htmx import HtmxHttpRequest
 
 
-def _to_task(request: HtmxHttpRequest, task_id: str) -> HttpResponse:
+def to_task(request: HtmxHttpRequest, task_id: str) -> HttpResponse:
     """To the new task's detail page: HX-Redirect for htmx, a plain redirect otherwise."""
     url = reverse("taskboard:detail", args=[task_id])
     if request.htmx:
@@ -65,23 +63,7 @@ def template_launch_page(request: HtmxHttpRequest, key: str) -> HttpResponse:
             except PermissionDenied:
                 return HttpResponse(_("You may not launch this task."), status=403)
             else:
-                return _to_task(request, task_id)
+                return to_task(request, task_id)
         status = 400
     page = "taskboard/fragments/launch-form.html" if request.htmx else "taskboard/launch.html"
     return render(request, page, {"template": template, "form": form}, status=status)
-
-
-@login_required
-@require_POST
-def retry(request: HtmxHttpRequest, task_id: str) -> HttpResponse:
-    """Enqueue a failed, revoked or lost task again; to the new task's page."""
-    execution = execution_get_for(viewer=request.user, task_id=task_id)
-    if execution is None:
-        raise Http404(_("No such task."))
-    try:
-        new = execution_retry(execution=execution, by=request.user)
-    except PermissionDenied:
-        return HttpResponse(_("You may not retry this task."), status=403)
-    except RetryNotPossible as problem:
-        return HttpResponse(problem.reason, status=409)
-    return _to_task(request, new.task_id)

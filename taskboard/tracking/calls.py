@@ -16,7 +16,7 @@ from typing import Any
 from kombu.utils import json as kombu_json
 
 from taskboard.conf import conf
-from taskboard.summaries import is_secret_name
+from taskboard.tracking.summaries import is_secret_name
 
 Call = dict[str, Any]  # {"args": [...], "kwargs": {...}}
 _SCALARS = frozenset({str, int, float, bool, type(None)})

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path, re_path
 
-from taskboard import api
+from taskboard.api import views as api
 
 app_name = "taskboard_api"
 

@@ -20,8 +20,8 @@ from django.db import IntegrityError, close_old_connections, connection, transac
 from django.utils import timezone
 
 from taskboard.conf import conf
-from taskboard.forksafe import database_work
 from taskboard.models import WorkerHeartbeat
+from taskboard.tracking.forksafe import database_work
 
 logger = logging.getLogger(__name__)
 

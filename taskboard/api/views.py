@@ -22,8 +22,9 @@ from django.views.csrf import csrf_failure as html_csrf_failure
 
 from taskboard.inputs import whole_number
 from taskboard.models import TaskExecution, TaskState
-from taskboard.selectors import execution_get_for, execution_search
-from taskboard.services.executions import execution_cancel
+from taskboard.permissions import is_operator, may_name_owner
+from taskboard.selectors.executions import execution_get_for, execution_search
+from taskboard.services.cancel import execution_cancel
 from taskboard.services.workers import flower_info, snapshot_for, workers_snapshot
 
 DEFAULT_LIMIT = 50
@@ -67,7 +68,7 @@ def api_view(*methods: str, staff_only: bool = False) -> Callable[[View], View]:
                 response["Allow"] = ", ".join(methods)
             elif not request.user.is_authenticated:
                 response = error_response(_("Authentication required: log in first."), 403)
-            elif staff_only and not request.user.is_staff:
+            elif staff_only and not is_operator(request.user):
                 response = error_response(_("Only staff may use this endpoint."), 403)
             else:
                 try:
@@ -188,7 +189,7 @@ def _owner(request: HttpRequest) -> str | None:
     """user=<username or id>: anyone may name themselves, only staff someone else."""
     owner = _text(request, "user")
     user = request.user
-    if owner and not user.is_staff and owner not in (user.get_username(), str(user.pk)):
+    if owner and not may_name_owner(user, owner):
         raise ApiError(_("You may only list your own tasks."), status=403)
     return owner
 

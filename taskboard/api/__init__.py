@@ -1,0 +1,1 @@
+"""The JSON API at /api/tasks/: views, parameters, serializers, routes."""

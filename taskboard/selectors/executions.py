@@ -1,0 +1,161 @@
+"""Reads of executions: lists for a viewer, one task, its children and retries, search."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db.models import Case, Count, Max, Min, Q, Sum, Value, When
+
+from taskboard.inputs import whole_number
+from taskboard.models import (
+    TaskExecution,
+    TaskExecutionQuerySet,
+)
+from taskboard.permissions import Viewer, is_operator, may_name_owner
+
+
+def execution_list(
+    *,
+    user: Viewer | None = None,
+    module: str | None = None,
+    state: str | None = None,
+) -> TaskExecutionQuerySet:
+    """Executions newest first, optionally by owner, module and state."""
+    rows = TaskExecution.objects.select_related("user")
+    if user is not None:
+        rows = rows.filter(user_id=user.pk or 0)
+    if module:
+        rows = rows.filter(module=module)
+    if state:
+        rows = rows.filter(state=state)
+    return rows.order_by("-created_at", "-id")
+
+
+def execution_list_for(
+    *,
+    viewer: Viewer | None,
+    module: str | None = None,
+    state: str | None = None,
+    owner: str | None = None,
+    q: str | None = None,
+) -> TaskExecutionQuerySet:
+    """What viewer may see, filtered: staff see everyone's tasks, others only their own."""
+    if viewer is None or not viewer.is_authenticated:
+        return TaskExecution.objects.none()
+    rows = execution_list(module=module or None, state=state or None).visible_to(viewer)
+    if owner and is_operator(viewer):
+        rows = rows.filter(user__username=owner)
+    if q:
+        rows = rows.filter(Q(display_name__icontains=q) | Q(task_name__icontains=q))
+    return rows
+
+
+def execution_get_for(*, viewer: Viewer | None, task_id: str) -> TaskExecution | None:
+    """The execution of task_id if viewer may see it (None otherwise: no leak of existence)."""
+    if len(task_id) > 255 or "\x00" in task_id:
+        return None  # cannot exist (and PostgreSQL rejects NUL in text): do not ask
+    rows = execution_list_for(viewer=viewer).filter(task_id=task_id)
+    return rows.select_related("cancel_requested_by", "retry_of").first()
+
+
+def execution_children(*, execution: TaskExecution) -> TaskExecutionQuerySet:
+    return TaskExecution.objects.filter(parent_task_id=execution.task_id).order_by("created_at")
+
+
+def user_task_list(*, user: Viewer | None, module: str | None = None) -> TaskExecutionQuerySet:
+    """A user's own executions, newest first (anonymous users have none)."""
+    if user is None or not user.is_authenticated:
+        return TaskExecution.objects.none()
+    return execution_list(user=user, module=module)
+
+
+def _user_ids_named(name: str) -> list[Any]:
+    """Ids of the users whose username is name or, for a number, whose id it is. One query."""
+    user_model = get_user_model()
+    named = Q(**{user_model.USERNAME_FIELD: name})
+    pk = whole_number(name, max_digits=18)
+    if pk is not None:
+        named |= Q(pk=pk)
+    return list(user_model.objects.filter(named).values_list("pk", flat=True)[:2])
+
+
+def execution_search(
+    *,
+    viewer: Viewer | None,
+    owner: str | None = None,
+    mine: bool = False,
+    module: str | None = None,
+    states: Collection[str] = (),
+    since: datetime | None = None,
+) -> TaskExecutionQuerySet:
+    """What viewer may see (staff: everyone's tasks, others: their own; mine: their own
+    for staff too), newest first, filtered by owner (username or numeric id), module, any
+    of states, and created at or after since.
+
+    The owner is resolved to ids first (one small query, staff only), so the list itself
+    filters on user_id and PostgreSQL can walk the owner's index."""
+    rows = execution_list_for(viewer=viewer, module=module or None)
+    if viewer is None or not viewer.is_authenticated:
+        return rows
+    if mine:
+        rows = rows.filter(user_id=viewer.pk or 0)
+    if owner:
+        if not may_name_owner(viewer, owner):
+            return rows.none()
+        if is_operator(viewer):
+            rows = rows.filter(user_id__in=_user_ids_named(owner))
+    if states:
+        rows = rows.in_states(set(states))
+    if since is not None:
+        rows = rows.filter(created_at__gte=since)
+    return rows
+
+
+def execution_retries(*, execution: TaskExecution) -> TaskExecutionQuerySet:
+    """The executions that retried execution, oldest first (whoever owns them)."""
+    return TaskExecution.objects.filter(retry_of=execution).order_by("created_at", "id")
+
+
+@dataclass(frozen=True)
+class BulkPreview:
+    """What a bulk action will work on: the newest `limit` executions of a selection.
+
+    The action then runs on the primary keys low..high, so executions created after the
+    confirmation are never touched by it."""
+
+    total: int  # executions it will look at
+    affected: int  # of them, those in a state the action applies to
+    low: int | None
+    high: int | None
+    more: bool  # further (older) executions match beyond the limit
+
+
+def execution_bulk_preview(*, rows: TaskExecutionQuerySet, affected: Q, limit: int) -> BulkPreview:
+    """Counts for a bulk action's confirmation: of the newest `limit` rows, how many there
+    are and how many match `affected` (those the action applies to). Two queries, run only
+    when a person asks for a confirmation: an aggregate over those rows, and whether older
+    ones exist."""
+    # Aggregated over the sliced query itself (a subquery in FROM): no join back. The test
+    # is an annotation of that inner query, so `affected` may refer to its rows (OuterRef).
+    newest = rows.select_related(None).annotate(
+        bulk_affected=Case(When(affected, then=Value(1)), default=Value(0))
+    )
+    counts = newest.order_by("-pk")[:limit].aggregate(
+        total=Count("id"),
+        affected=Sum("bulk_affected"),
+        low=Min("id"),
+        high=Max("id"),
+    )
+    low, high = counts["low"], counts["high"]
+    more = low is not None and rows.filter(pk__lt=low).exists()
+    return BulkPreview(
+        total=int(counts["total"]),
+        affected=int(counts["affected"] or 0),
+        low=low,
+        high=high,
+        more=more,
+    )
