@@ -1,40 +1,254 @@
-"""System checks: misconfiguration is reported by `manage.py check`, not at request time."""
+"""System checks: misconfiguration is reported by `manage.py check`, not at request time.
+
+Every setting taskboard.conf reads has one rule, checked on its raw value (taskboard.conf
+returns a setting's default instead of a value of the wrong type, so it is never read
+through conf here). The ids are stable: a new rule takes a new id.
+
+    id: setting: rule
+    taskboard.E001: TASKBOARD_TRACK: "all" or "decorated"
+    taskboard.E002: TASKBOARD_REDACT_PATTERN: a str holding a valid regular expression
+    taskboard.E003: TASKBOARD_PROGRESS_WRITES_PER_SECOND: a finite number, more than 0
+    taskboard.E004: TASKBOARD_WORKER_SOURCES: a list or tuple of str, each "flower",
+        "heartbeats", "inspect" or an importable dotted path
+    taskboard.E005: TASKBOARD_ENABLED: a bool
+    taskboard.E006: TASKBOARD_EXCLUDE: a list or tuple of str
+    taskboard.E007: TASKBOARD_SUMMARY_MAX_CHARS: a whole number, 0 or more
+    taskboard.E008: TASKBOARD_TRACEBACK_MAX_CHARS: a whole number, 0 or more
+    taskboard.E009: TASKBOARD_WRITE_DELAY: a finite number of seconds, 0 or more
+    taskboard.E010: TASKBOARD_STARTED_WRITE_DELAY: a finite number of seconds, 0 or more
+    taskboard.E011: TASKBOARD_WORKERS_CACHE_SECONDS: a finite number of seconds, more than 0
+    taskboard.E012: TASKBOARD_CACHE_ALIAS: a str naming a cache in CACHES
+    taskboard.E013: TASKBOARD_HEARTBEAT_INTERVAL: a finite number of seconds, more than 0
+    taskboard.E014: TASKBOARD_WORKER_OFFLINE_AFTER: a finite number of seconds, more than 0
+    taskboard.E015: TASKBOARD_INSPECT_TIMEOUT: a finite number of seconds, more than 0
+    taskboard.E016: TASKBOARD_RETENTION_DAYS: a finite number of days, 0 or more
+    taskboard.E017: FLOWER_URL: a str; when set, an http:// or https:// URL with a host
+    taskboard.E018: FLOWER_USER: a str
+    taskboard.E019: FLOWER_PASSWORD: a str
+    taskboard.E020: TASKBOARD_FLOWER_TIMEOUT: a (connect, read) pair of finite numbers of
+        seconds, each more than 0
+    taskboard.E021: TASKBOARD_REVOKE_VIA_FLOWER: a bool
+    taskboard.E022: TASKBOARD_SITE_URL: a str; when set, an http:// or https:// URL with a
+        host
+    taskboard.E023: TASKBOARD_CALL_MAX_CHARS: a whole number, 0 or more
+    taskboard.E024: TASKBOARD_BULK_BATCH_SIZE: a whole number, 1 or more
+    taskboard.E025: TASKBOARD_BULK_MAX_ROWS: a whole number, 1 or more
+    taskboard.E026: TASKBOARD_ETA_MIN_PROGRESS: a whole number from 1 to 100
+    taskboard.E027: TASKBOARD_TYPICAL_DURATION_RUNS: a whole number, 1 or more
+    taskboard.W001: MIDDLEWARE: holds taskboard.middleware.TaskboardMiddleware
+    taskboard.W002: FLOWER_PASSWORD: set when FLOWER_URL is (and "flower" is a worker source)
+    taskboard.W003: TASKBOARD_WORKER_OFFLINE_AFTER: more than TASKBOARD_HEARTBEAT_INTERVAL
+
+A "whole number" is an int (not a bool); a "number" is an int or a float (not a bool).
+"""
 
 from __future__ import annotations
 
+import math
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
 from django.utils.module_loading import import_string
 
-from taskboard.conf import conf
+from taskboard.conf import DEFAULT_REDACT_PATTERN, conf
 
 MIDDLEWARE_PATH = "taskboard.middleware.TaskboardMiddleware"
+BUILTIN_SOURCES = ("flower", "heartbeats", "inspect")
+
+# A validator returns None for a valid value, else what the setting must be.
+Validator = Callable[[Any], str | None]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def boolean() -> Validator:
+    return lambda value: None if isinstance(value, bool) else "True or False"
+
+
+def whole(minimum: int, maximum: int | None = None) -> Validator:
+    expected = (
+        f"a whole number, {minimum} or more"
+        if maximum is None
+        else f"a whole number from {minimum} to {maximum}"
+    )
+
+    def validate(value: Any) -> str | None:
+        if not isinstance(value, int) or isinstance(value, bool):
+            return expected
+        if value < minimum or (maximum is not None and value > maximum):
+            return expected
+        return None
+
+    return validate
+
+
+def positive(unit: str) -> Validator:
+    expected = f"a finite number of {unit}, more than 0"
+    return lambda value: None if _is_number(value) and value > 0 else expected
+
+
+def non_negative(unit: str) -> Validator:
+    expected = f"a finite number of {unit}, 0 or more"
+    return lambda value: None if _is_number(value) and value >= 0 else expected
+
+
+def one_of(*choices: str) -> Validator:
+    expected = " or ".join(f'"{choice}"' for choice in choices)
+    return lambda value: None if isinstance(value, str) and value in choices else expected
+
+
+def text() -> Validator:
+    return lambda value: None if isinstance(value, str) else "a str"
+
+
+def names() -> Validator:
+    def validate(value: Any) -> str | None:
+        if isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
+            return None
+        return "a list or tuple of str"
+
+    return validate
+
+
+def regex() -> Validator:
+    def validate(value: Any) -> str | None:
+        if not isinstance(value, str):
+            return "a str holding a regular expression"
+        try:
+            re.compile(value)
+        except re.error as exc:
+            return f"a valid regular expression ({exc})"
+        return None
+
+    return validate
+
+
+def url() -> Validator:
+    expected = 'a URL starting with http:// or https:// and naming a host, or "" (unset)'
+
+    def validate(value: Any) -> str | None:
+        if not isinstance(value, str):
+            return expected
+        if not value:
+            return None
+        try:
+            parts = urlsplit(value)
+        except ValueError:
+            return expected
+        return None if parts.scheme in ("http", "https") and parts.hostname else expected
+
+    return validate
+
+
+def timeout_pair() -> Validator:
+    def validate(value: Any) -> str | None:
+        if (
+            isinstance(value, list | tuple)
+            and len(value) == 2
+            and all(_is_number(item) and item > 0 for item in value)
+        ):
+            return None
+        return "a (connect, read) pair of finite numbers of seconds, each more than 0"
+
+    return validate
+
+
+def cache_alias() -> Validator:
+    def validate(value: Any) -> str | None:
+        aliases = list(getattr(settings, "CACHES", {}))
+        if isinstance(value, str) and value in aliases:
+            return None
+        return "the name of a cache in CACHES (" + ", ".join(map(repr, aliases)) + ")"
+
+    return validate
+
+
+def worker_sources() -> Validator:
+    expected = (
+        f"a list or tuple of worker sources, each one of {', '.join(BUILTIN_SOURCES)} "
+        "or the dotted path of an importable source"
+    )
+
+    def validate(value: Any) -> str | None:
+        if names()(value) is not None:
+            return expected
+        for name in value:
+            if name in BUILTIN_SOURCES:
+                continue
+            try:
+                import_string(name)
+            except ImportError as exc:
+                return f"{expected} ({name!r} is not importable: {exc})"
+        return None
+
+    return validate
+
+
+class Rule(NamedTuple):
+    setting: str
+    default: Any
+    validator: Validator
+    id: str
+
+
+# One rule per setting taskboard.conf reads, with conf's default (see the ids above).
+RULES: tuple[Rule, ...] = (
+    Rule("TASKBOARD_TRACK", "all", one_of("all", "decorated"), "taskboard.E001"),
+    Rule("TASKBOARD_REDACT_PATTERN", DEFAULT_REDACT_PATTERN, regex(), "taskboard.E002"),
+    Rule("TASKBOARD_PROGRESS_WRITES_PER_SECOND", 2.0, positive("writes/s"), "taskboard.E003"),
+    Rule("TASKBOARD_WORKER_SOURCES", BUILTIN_SOURCES, worker_sources(), "taskboard.E004"),
+    Rule("TASKBOARD_ENABLED", True, boolean(), "taskboard.E005"),
+    Rule("TASKBOARD_EXCLUDE", ("celery.*", "taskboard.*"), names(), "taskboard.E006"),
+    Rule("TASKBOARD_SUMMARY_MAX_CHARS", 2000, whole(0), "taskboard.E007"),
+    Rule("TASKBOARD_TRACEBACK_MAX_CHARS", 20000, whole(0), "taskboard.E008"),
+    Rule("TASKBOARD_WRITE_DELAY", 0.1, non_negative("seconds"), "taskboard.E009"),
+    Rule("TASKBOARD_STARTED_WRITE_DELAY", 0.25, non_negative("seconds"), "taskboard.E010"),
+    Rule("TASKBOARD_WORKERS_CACHE_SECONDS", 5.0, positive("seconds"), "taskboard.E011"),
+    Rule("TASKBOARD_CACHE_ALIAS", "default", cache_alias(), "taskboard.E012"),
+    Rule("TASKBOARD_HEARTBEAT_INTERVAL", 2.0, positive("seconds"), "taskboard.E013"),
+    Rule("TASKBOARD_WORKER_OFFLINE_AFTER", 10.0, positive("seconds"), "taskboard.E014"),
+    Rule("TASKBOARD_INSPECT_TIMEOUT", 1.0, positive("seconds"), "taskboard.E015"),
+    Rule("TASKBOARD_RETENTION_DAYS", 90.0, non_negative("days"), "taskboard.E016"),
+    Rule("FLOWER_URL", "", url(), "taskboard.E017"),
+    Rule("FLOWER_USER", "", text(), "taskboard.E018"),
+    Rule("FLOWER_PASSWORD", "", text(), "taskboard.E019"),
+    Rule("TASKBOARD_FLOWER_TIMEOUT", (1.0, 3.0), timeout_pair(), "taskboard.E020"),
+    Rule("TASKBOARD_REVOKE_VIA_FLOWER", False, boolean(), "taskboard.E021"),
+    Rule("TASKBOARD_SITE_URL", "", url(), "taskboard.E022"),
+    Rule("TASKBOARD_CALL_MAX_CHARS", 10000, whole(0), "taskboard.E023"),
+    Rule("TASKBOARD_BULK_BATCH_SIZE", 200, whole(1), "taskboard.E024"),
+    Rule("TASKBOARD_BULK_MAX_ROWS", 10000, whole(1), "taskboard.E025"),
+    Rule("TASKBOARD_ETA_MIN_PROGRESS", 5, whole(1, 100), "taskboard.E026"),
+    Rule("TASKBOARD_TYPICAL_DURATION_RUNS", 100, whole(1), "taskboard.E027"),
+)
+
+
+def _show(value: Any) -> str:
+    return f'"{value}"' if isinstance(value, str) else repr(value)
+
+
+def _raw(rule: Rule) -> Any:
+    return getattr(settings, rule.setting, rule.default)
 
 
 @register()
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     messages: list[CheckMessage] = []
-    if conf.TRACK not in ("all", "decorated"):
-        messages.append(
-            Error(
-                f"TASKBOARD_TRACK must be 'all' or 'decorated', not {conf.TRACK!r}.",
-                id="taskboard.E001",
+    invalid: set[str] = set()
+    for rule in RULES:
+        value = _raw(rule)
+        expected = rule.validator(value)
+        if expected is not None:
+            invalid.add(rule.setting)
+            messages.append(
+                Error(f"{rule.setting} must be {expected}; it is {_show(value)}.", id=rule.id)
             )
-        )
-    try:
-        re.compile(conf.REDACT_PATTERN)
-    except re.error as exc:
-        messages.append(
-            Error(f"TASKBOARD_REDACT_PATTERN is not a valid regex: {exc}.", id="taskboard.E002")
-        )
-    if conf.PROGRESS_WRITES_PER_SECOND <= 0:
-        messages.append(
-            Error("TASKBOARD_PROGRESS_WRITES_PER_SECOND must be positive.", id="taskboard.E003")
-        )
-    messages += _check_worker_sources()
     if MIDDLEWARE_PATH not in settings.MIDDLEWARE:
         messages.append(
             Warning(
@@ -43,33 +257,23 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 id="taskboard.W001",
             )
         )
-    return messages
-
-
-BUILTIN_SOURCES = ("flower", "heartbeats", "inspect")
-
-
-def _check_worker_sources() -> list[CheckMessage]:
-    messages: list[CheckMessage] = []
-    for name in conf.WORKER_SOURCES:
-        if name in BUILTIN_SOURCES:
-            continue
-        try:
-            import_string(name)
-        except ImportError as exc:
-            messages.append(
-                Error(
-                    f"TASKBOARD_WORKER_SOURCES names {name!r}, which is neither one of "
-                    f"{', '.join(BUILTIN_SOURCES)} nor importable: {exc}.",
-                    id="taskboard.E004",
-                )
-            )
+    # conf's properties never raise: a value of the wrong type reads as its default.
     if "flower" in conf.WORKER_SOURCES and conf.FLOWER_URL and not conf.FLOWER_PASSWORD:
         messages.append(
             Warning(
                 "FLOWER_URL is set without FLOWER_PASSWORD: Flower should never be reachable "
                 "without authentication.",
                 id="taskboard.W002",
+            )
+        )
+    beats = {"TASKBOARD_HEARTBEAT_INTERVAL", "TASKBOARD_WORKER_OFFLINE_AFTER"}
+    if not beats & invalid and conf.WORKER_OFFLINE_AFTER <= conf.HEARTBEAT_INTERVAL:
+        messages.append(
+            Warning(
+                f"TASKBOARD_WORKER_OFFLINE_AFTER ({conf.WORKER_OFFLINE_AFTER:g} s) should be "
+                f"more than TASKBOARD_HEARTBEAT_INTERVAL ({conf.HEARTBEAT_INTERVAL:g} s): a "
+                "worker would look offline between two of its heartbeats.",
+                id="taskboard.W003",
             )
         )
     return messages

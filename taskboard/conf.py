@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Literal, cast
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar, cast, overload
 
 from django.conf import settings
 from django.core.signals import setting_changed
+
+T = TypeVar("T")
 
 DEFAULT_REDACT_PATTERN = (
     r"pass(word|wd|phrase)?|secret|token|api[-_]?key|auth|credential|private[-_]?key|"
@@ -14,24 +17,76 @@ DEFAULT_REDACT_PATTERN = (
 )
 
 
+def _flag(value: Any, default: bool) -> bool:
+    return value if isinstance(value, bool) else default
+
+
+def _whole(value: Any, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def _number(value: Any, default: float) -> float:
+    return float(value) if _is_number(value) else default
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _text(value: Any, default: str) -> str:
+    return value if isinstance(value, str) else default
+
+
+def _names(value: Any, default: tuple[str, ...]) -> tuple[str, ...]:
+    if isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
+        return tuple(value)
+    return default
+
+
+def _pair(value: Any, default: tuple[float, float]) -> tuple[float, float]:
+    if isinstance(value, list | tuple) and len(value) == 2 and all(map(_is_number, value)):
+        return float(value[0]), float(value[1])
+    return default
+
+
 class Settings:
     """Read on access, remembered until a setting changes (override_settings included):
-    tracking reads these on every task."""
+    tracking reads these on every task.
+
+    Each property returns its setting as it stands, never fixed up: a value out of range
+    (0 batches, a negative delay) is returned as is, and taskboard.checks reports it at
+    `manage.py check`. A value of the wrong type ("abc" where a number is wanted, 1 where a
+    bool is) is reported there too; the property then returns its default rather than
+    raise at request time. Harmless conversions stay (an int where a float is wanted, a
+    list where a tuple is)."""
 
     def __init__(self) -> None:
         self._cache: dict[str, Any] = {}
 
-    def _get(self, name: str, default: Any) -> Any:
+    @overload
+    def _get(self, name: str, default: Any) -> Any: ...
+
+    @overload
+    def _get(self, name: str, default: T, convert: Callable[[Any, T], T]) -> T: ...
+
+    def _get(
+        self, name: str, default: Any, convert: Callable[[Any, Any], Any] | None = None
+    ) -> Any:
+        """The setting (converted by `convert`, given the raw value and the default),
+        remembered until a setting changes."""
         try:
             return self._cache[name]
         except KeyError:
-            value = self._cache[name] = getattr(settings, name, default)
+            value = getattr(settings, name, default)
+            if convert is not None:
+                value = convert(value, default)
+            self._cache[name] = value
             return value
 
     @property
     def ENABLED(self) -> bool:
         """Master switch: when off, no task is tracked (the benchmark's baseline)."""
-        return bool(self._get("TASKBOARD_ENABLED", True))
+        return self._get("TASKBOARD_ENABLED", True, _flag)
 
     @property
     def TRACK(self) -> Literal["all", "decorated"]:
@@ -41,42 +96,44 @@ class Settings:
     @property
     def EXCLUDE(self) -> tuple[str, ...]:
         """fnmatch patterns of task names never tracked (Celery's and taskboard's own)."""
-        return tuple(self._get("TASKBOARD_EXCLUDE", ("celery.*", "taskboard.*")))
+        return self._get("TASKBOARD_EXCLUDE", ("celery.*", "taskboard.*"), _names)
 
     @property
     def REDACT_PATTERN(self) -> str:
         """Keys (and parameter names) matching this case-insensitive regex are redacted."""
-        return str(self._get("TASKBOARD_REDACT_PATTERN", DEFAULT_REDACT_PATTERN))
+        return self._get("TASKBOARD_REDACT_PATTERN", DEFAULT_REDACT_PATTERN, _text)
 
     @property
     def redact_regex(self) -> re.Pattern[str]:
+        """REDACT_PATTERN compiled; the default pattern when it is not a valid regex
+        (taskboard.E002 reports it), so redaction never stops nor raises."""
         return _compile(self.REDACT_PATTERN)
 
     @property
     def SUMMARY_MAX_CHARS(self) -> int:
         """Stored args, kwargs and result summaries are cut to this many characters."""
-        return int(self._get("TASKBOARD_SUMMARY_MAX_CHARS", 2000))
+        return self._get("TASKBOARD_SUMMARY_MAX_CHARS", 2000, _whole)
 
     @property
     def TRACEBACK_MAX_CHARS(self) -> int:
-        return int(self._get("TASKBOARD_TRACEBACK_MAX_CHARS", 20000))
+        return self._get("TASKBOARD_TRACEBACK_MAX_CHARS", 20000, _whole)
 
     @property
     def PROGRESS_WRITES_PER_SECOND(self) -> float:
         """At most this many progress writes per second per task; the last value lands."""
-        return float(self._get("TASKBOARD_PROGRESS_WRITES_PER_SECOND", 2.0))
+        return self._get("TASKBOARD_PROGRESS_WRITES_PER_SECOND", 2.0, _number)
 
     @property
     def WRITE_DELAY(self) -> float:
         """Seconds a worker (or a script) may hold a tracking write to batch it with others:
         final states land within about this long. Requests publish synchronously."""
-        return float(self._get("TASKBOARD_WRITE_DELAY", 0.1))
+        return self._get("TASKBOARD_WRITE_DELAY", 0.1, _number)
 
     @property
     def STARTED_WRITE_DELAY(self) -> float:
         """Seconds a task runs before its STARTED row is written. A shorter task is
         recorded with one write (its final state), which keeps tracking cheap."""
-        return float(self._get("TASKBOARD_STARTED_WRITE_DELAY", 0.25))
+        return self._get("TASKBOARD_STARTED_WRITE_DELAY", 0.25, _number)
 
     # --- Workers -------------------------------------------------------------------------
 
@@ -84,74 +141,73 @@ class Settings:
     def WORKER_SOURCES(self) -> tuple[str, ...]:
         """Where the worker panel reads workers from, tried in order until one answers:
         "flower" (skipped unless FLOWER_URL is set), "heartbeats", "inspect"."""
-        return tuple(self._get("TASKBOARD_WORKER_SOURCES", ("flower", "heartbeats", "inspect")))
+        return self._get("TASKBOARD_WORKER_SOURCES", ("flower", "heartbeats", "inspect"), _names)
 
     @property
     def WORKERS_CACHE_SECONDS(self) -> float:
         """Workers are fetched once per this many seconds for every viewer (the poll)."""
-        return float(self._get("TASKBOARD_WORKERS_CACHE_SECONDS", 5.0))
+        return self._get("TASKBOARD_WORKERS_CACHE_SECONDS", 5.0, _number)
 
     @property
     def CACHE_ALIAS(self) -> str:
         """The cache shared by every web process (single-flight fetches, cached workers)."""
-        return str(self._get("TASKBOARD_CACHE_ALIAS", "default"))
+        return self._get("TASKBOARD_CACHE_ALIAS", "default", _text)
 
     @property
     def HEARTBEAT_INTERVAL(self) -> float:
         """A worker writes its heartbeat row at most once per this many seconds."""
-        return float(self._get("TASKBOARD_HEARTBEAT_INTERVAL", 2.0))
+        return self._get("TASKBOARD_HEARTBEAT_INTERVAL", 2.0, _number)
 
     @property
     def WORKER_OFFLINE_AFTER(self) -> float:
         """A worker whose last heartbeat is older than this many seconds is offline."""
-        return float(self._get("TASKBOARD_WORKER_OFFLINE_AFTER", 10.0))
+        return self._get("TASKBOARD_WORKER_OFFLINE_AFTER", 10.0, _number)
 
     @property
     def INSPECT_TIMEOUT(self) -> float:
         """Seconds Celery's inspect() waits for workers to answer."""
-        return float(self._get("TASKBOARD_INSPECT_TIMEOUT", 1.0))
+        return self._get("TASKBOARD_INSPECT_TIMEOUT", 1.0, _number)
 
     @property
     def RETENTION_DAYS(self) -> float:
         """Finished executions older than this many days are pruned (0: kept forever)."""
-        return float(self._get("TASKBOARD_RETENTION_DAYS", 90))
+        return self._get("TASKBOARD_RETENTION_DAYS", 90.0, _number)
 
     @property
     def FLOWER_URL(self) -> str:
-        return str(self._get("FLOWER_URL", "") or "").rstrip("/")
+        return self._get("FLOWER_URL", "", _text).rstrip("/")
 
     @property
     def FLOWER_USER(self) -> str:
-        return str(self._get("FLOWER_USER", "") or "")
+        return self._get("FLOWER_USER", "", _text)
 
     @property
     def FLOWER_PASSWORD(self) -> str:
-        return str(self._get("FLOWER_PASSWORD", "") or "")
+        return self._get("FLOWER_PASSWORD", "", _text)
 
     @property
     def FLOWER_TIMEOUT(self) -> tuple[float, float]:
         """(connect, read) seconds for every call to Flower. Read allows for Flower's own
         inspect broadcast (its --inspect_timeout, 1 s by default)."""
-        connect, read = self._get("TASKBOARD_FLOWER_TIMEOUT", (1.0, 3.0))
-        return float(connect), float(read)
+        return self._get("TASKBOARD_FLOWER_TIMEOUT", (1.0, 3.0), _pair)
 
     @property
     def REVOKE_VIA_FLOWER(self) -> bool:
         """Cancel and terminate through Flower's revoke (when FLOWER_URL is set) instead of
         Celery's broadcast; a Flower that fails falls back to the broadcast."""
-        return bool(self._get("TASKBOARD_REVOKE_VIA_FLOWER", False))
+        return self._get("TASKBOARD_REVOKE_VIA_FLOWER", False, _flag)
 
     @property
     def SITE_URL(self) -> str:
         """Scheme and host the links in notification e-mails start with, e.g.
         "https://sgm.example.com" (empty: the e-mail carries the path alone)."""
-        return str(self._get("TASKBOARD_SITE_URL", "") or "").rstrip("/")
+        return self._get("TASKBOARD_SITE_URL", "", _text).rstrip("/")
 
     @property
     def CALL_MAX_CHARS(self) -> int:
         """A task's call (args and kwargs, as JSON) is kept for retry when it is at most this
         long; a longer one is not kept and the task cannot be retried (0: never kept)."""
-        return int(self._get("TASKBOARD_CALL_MAX_CHARS", 10000))
+        return self._get("TASKBOARD_CALL_MAX_CHARS", 10000, _whole)
 
     # --- Bulk actions and estimates ------------------------------------------------------
 
@@ -159,25 +215,25 @@ class Settings:
     def BULK_BATCH_SIZE(self) -> int:
         """Bulk actions work through this many executions per transaction (and per revoke
         broadcast)."""
-        return max(1, int(self._get("TASKBOARD_BULK_BATCH_SIZE", 200)))
+        return self._get("TASKBOARD_BULK_BATCH_SIZE", 200, _whole)
 
     @property
     def BULK_MAX_ROWS(self) -> int:
         """One bulk action handles at most this many executions (the newest); the
         confirmation says so when more match, and running it again handles the rest."""
-        return max(1, int(self._get("TASKBOARD_BULK_MAX_ROWS", 10000)))
+        return self._get("TASKBOARD_BULK_MAX_ROWS", 10000, _whole)
 
     @property
     def ETA_MIN_PROGRESS(self) -> int:
         """A running task shows the time it has left once its progress reaches this many
         percent (below it, the rate says too little)."""
-        return max(1, int(self._get("TASKBOARD_ETA_MIN_PROGRESS", 5)))
+        return self._get("TASKBOARD_ETA_MIN_PROGRESS", 5, _whole)
 
     @property
     def TYPICAL_DURATION_RUNS(self) -> int:
         """A queued task shows the median duration of this many latest successful runs of
         its task."""
-        return max(1, int(self._get("TASKBOARD_TYPICAL_DURATION_RUNS", 100)))
+        return self._get("TASKBOARD_TYPICAL_DURATION_RUNS", 100, _whole)
 
 
 _compiled: dict[str, re.Pattern[str]] = {}
@@ -185,7 +241,10 @@ _compiled: dict[str, re.Pattern[str]] = {}
 
 def _compile(pattern: str) -> re.Pattern[str]:
     if pattern not in _compiled:
-        _compiled[pattern] = re.compile(pattern, re.IGNORECASE)
+        try:
+            _compiled[pattern] = re.compile(pattern, re.IGNORECASE)
+        except re.error:
+            _compiled[pattern] = re.compile(DEFAULT_REDACT_PATTERN, re.IGNORECASE)
     return _compiled[pattern]
 
 
