@@ -240,3 +240,17 @@ def test_every_conf_property_has_a_check():
                 else ast.literal_eval(default)
             )
             assert checked[name.value].default == value, name.value
+
+
+def test_readme_lists_every_check_id_of_the_code():
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    code = set(
+        re.findall(r'id="(taskboard\.[EW]\d{3})"', (root / "taskboard/checks.py").read_text())
+    )
+    code |= set(re.findall(r'"(taskboard\.[EW]\d{3})"', (root / "taskboard/checks.py").read_text()))
+    readme = set(re.findall(r"`(taskboard\.[EW]\d{3})`", (root / "README.md").read_text()))
+    assert code
+    assert readme == code

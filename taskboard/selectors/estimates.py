@@ -72,7 +72,7 @@ def time_left(*, progress: float, elapsed: float) -> float | None:
     """Seconds left at the rate so far: elapsed × (100 − p) / p. None below
     TASKBOARD_ETA_MIN_PROGRESS percent (the rate says too little yet), at 100 %, or
     before any time has passed."""
-    if progress < conf.ETA_MIN_PROGRESS or progress >= 100 or elapsed <= 0:
+    if progress <= 0 or progress < conf.ETA_MIN_PROGRESS or progress >= 100 or elapsed <= 0:
         return None
     return elapsed * (100 - progress) / progress
 
