@@ -45,7 +45,7 @@ def test_missing_middleware_is_a_warning(settings):
 
 NAN = float("nan")
 INF = float("inf")
-WITH_PASSWORD = {"FLOWER_PASSWORD": "s3cret"}  # FLOWER_URL cases: no W002 on top
+WITH_PASSWORD: dict[str, object] = {"FLOWER_PASSWORD": "s3cret"}  # FLOWER_URL cases: no W002 on top
 
 # (setting, a bad value, the id reported, other settings of the case)
 BAD_VALUES: list[tuple[str, object, str, dict[str, object]]] = [
@@ -232,14 +232,15 @@ def test_every_conf_property_has_a_check():
         assert setting in checked, f"conf.{name} reads {setting}, which no check validates"
     for call in ast.walk(ast.parse(source)):
         if isinstance(call, ast.Call) and getattr(call.func, "attr", None) == "_get":
-            name, default = call.args[0], call.args[1]
-            assert isinstance(name, ast.Constant)
+            key, default = call.args[0], call.args[1]
+            assert isinstance(key, ast.Constant)
+            assert isinstance(key.value, str)
             value = (
                 getattr(taskboard.conf, default.id)
                 if isinstance(default, ast.Name)
                 else ast.literal_eval(default)
             )
-            assert checked[name.value].default == value, name.value
+            assert checked[key.value].default == value, key.value
 
 
 def test_readme_lists_every_check_id_of_the_code():

@@ -16,36 +16,21 @@ class FlowerError(Exception):
 
     code = "error"
 
-    def message(self) -> str:
-        return _("Flower failed: %(detail)s") % {"detail": self}
-
 
 class FlowerUnreachable(FlowerError):
     code = "unreachable"
-
-    def message(self) -> str:
-        return _("Flower is not reachable (%(detail)s).") % {"detail": self}
 
 
 class FlowerTimeout(FlowerError):
     code = "timeout"
 
-    def message(self) -> str:
-        return _("Flower did not answer in time.")
-
 
 class FlowerAuthError(FlowerError):
     code = "auth"
 
-    def message(self) -> str:
-        return _("Flower rejected the credentials.")
-
 
 class FlowerBadResponse(FlowerError):
     code = "bad_response"
-
-    def message(self) -> str:
-        return _("Flower answered with an error (%(detail)s).") % {"detail": self}
 
 
 def public_url(url: str) -> str:
