@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from django.db import connections
 
-from tests.services import ROOT
+from tests.processes import ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

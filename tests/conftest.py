@@ -13,7 +13,7 @@ from django.test import override_settings
 from sgm.celery import app as celery_app
 from tests.browser import browser_page
 from tests.factories import make_user
-from tests.services import (
+from tests.processes import (
     FlowerProcess,
     RedisServer,
     WorkerProcess,

@@ -20,7 +20,7 @@ import pytest
 import requests
 import yaml
 
-from tests.services import ROOT, free_port, wait_until
+from tests.processes import ROOT, free_port, wait_until
 
 COMPOSE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"

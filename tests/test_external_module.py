@@ -8,7 +8,7 @@ from taskboard.models import TaskExecution, TaskState
 from taskboard.tracking.ownership import launched_by
 from taskboard.utils import get_module_stats, get_user_tasks
 from tests.external_app.facturacion import emitir_facturas, validar_facturas
-from tests.services import wait_until
+from tests.processes import wait_until
 
 
 def test_seed_calls_give_correct_rows_and_stats(worker, django_user_model):

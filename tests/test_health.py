@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sgm.celery import app as celery_app
-from tests.services import closed_port_url
+from tests.processes import closed_port_url
 
 
 def test_healthy(client, db):

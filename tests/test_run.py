@@ -11,7 +11,7 @@ import time
 
 import requests
 
-from tests.services import ROOT, free_port, wait_until
+from tests.processes import ROOT, free_port, wait_until
 
 
 def test_runner_serves_tasks_and_runs_a_demo_task(tmp_path):

@@ -68,7 +68,7 @@ def spawn_child(self: Any) -> str:
     return str(add.delay(20, 22).id)
 
 
-# --- Templates and retry (tests/test_launch.py, tests/test_retry.py) ---------------------
+# --- Templates and retry (tests/services/test_launch.py, test_retry.py) -----------------
 
 _runs: redis.Redis | None = None
 

@@ -10,7 +10,7 @@ import pytest
 from taskboard.models import TaskExecution, TaskState
 from taskboard.signals import execution_changed
 from taskboard.utils import finish_task, start_task_tracking, update_task_progress
-from tests.services import wait_until
+from tests.processes import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -18,7 +18,7 @@ from taskboard.tracking import flush_writes
 from taskboard.tracking.handlers import refuse_cancelled
 from tests import worker_tasks
 from tests.factories import make_execution, make_user
-from tests.services import free_port, start_worker, wait_until
+from tests.processes import free_port, start_worker, wait_until
 
 TIMEOUT = 30
 

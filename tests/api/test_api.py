@@ -20,10 +20,10 @@ from sgm.nomina.tasks import exportar_nominas
 from taskboard.models import TaskExecution, TaskState
 from taskboard.services.cancel import TaskManager
 from tests.factories import client_for, make_execution, make_history, make_user
-from tests.services import free_port, wait_until
+from tests.processes import free_port, wait_until
 from tests.worker_tasks import add
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 EXECUTIONS = reverse("taskboard_api:executions")
 USER_TASKS = reverse("taskboard_api:user_tasks")

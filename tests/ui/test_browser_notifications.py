@@ -12,7 +12,7 @@ from taskboard.models import TaskNotification, TaskState
 from taskboard.tracking.ownership import launched_by
 from tests import worker_tasks
 from tests.browser import ARTIFACTS, PASSWORD, log_in, watch_console
-from tests.services import wait_until
+from tests.processes import wait_until
 
 POLL_MS = 15_000  # the bell polls every 5 s
 

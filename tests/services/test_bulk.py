@@ -21,7 +21,7 @@ from taskboard.services import bulk, cancel
 from taskboard.services.launch import execution_retry
 from tests.external_app.facturacion import emitir_facturas
 from tests.factories import client_for, make_execution
-from tests.services import wait_until
+from tests.processes import wait_until
 
 CONFIRM = "/tasks/bulk/"
 RUN = "/tasks/bulk/run/"

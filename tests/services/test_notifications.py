@@ -33,7 +33,7 @@ from taskboard.tracking.ownership import launched_by
 from taskboard.tracking.recorder import Write, apply, buffer
 from tests import worker_tasks
 from tests.factories import client_for, make_execution
-from tests.services import wait_until
+from tests.processes import wait_until
 
 HX = {"HX-Request": "true"}
 TIMEOUT = 30

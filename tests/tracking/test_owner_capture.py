@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from taskboard.models import TaskExecution, TaskState
-from tests.services import wait_until
+from tests.processes import wait_until
 
 
 def test_task_launched_from_a_request_is_owned_by_the_logged_in_user(

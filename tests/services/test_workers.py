@@ -37,7 +37,7 @@ from taskboard.services.workers.flower import (
     FlowerUnreachable,
 )
 from tests.factories import client_for, make_execution
-from tests.services import (
+from tests.processes import (
     HangingServer,
     closed_port_url,
     wait_until,

@@ -13,7 +13,7 @@ from taskboard.models import RUNNING_STATES, TaskExecution, TaskState, WorkerHea
 from taskboard.services.reconcile import executions_mark_lost
 from taskboard.tasks import mark_lost
 from tests.factories import make_execution
-from tests.services import wait_until
+from tests.processes import wait_until
 from tests.worker_tasks import progress_then_wait
 
 

@@ -10,7 +10,7 @@ from django.urls import reverse
 from sgm.nomina.tasks import exportar_nominas
 from taskboard.models import TaskExecution, TaskState
 from tests.factories import client_for, make_execution, make_history, make_user
-from tests.services import wait_until
+from tests.processes import wait_until
 
 HX = {"HX-Request": "true"}
 

@@ -18,7 +18,7 @@ from taskboard.services.launch import template_can_launch, template_launch
 from taskboard.tracking import sync_templates
 from tests import worker_tasks  # noqa: F401  (declares the "pruebas.informe" template)
 from tests.factories import client_for, make_history, make_user
-from tests.test_tracking import wait_for_state
+from tests.tracking.test_tracking import wait_for_state
 
 HX = {"HX-Request": "true"}
 KEY = "pruebas.informe"

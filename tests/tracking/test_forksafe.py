@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.services import ROOT
+from tests.processes import ROOT
 
 FORKS = 200  # without the guard about 1 fork in 20 hung: 200 make a miss very unlikely
 

@@ -14,7 +14,7 @@ from taskboard.tracking import sync_templates
 from taskboard.tracking.ownership import launched_by
 from tests import worker_tasks
 from tests.browser import ARTIFACTS, PASSWORD, log_in, watch_console
-from tests.test_tracking import wait_for_state
+from tests.tracking.test_tracking import wait_for_state
 
 DETAIL = re.compile(r".*/tasks/([0-9a-f-]{36})/$")
 

@@ -21,7 +21,7 @@ from taskboard.tracking.calls import call_record
 from taskboard.tracking.ownership import launched_by
 from tests import worker_tasks
 from tests.factories import client_for, make_execution, make_history
-from tests.test_tracking import wait_for_state
+from tests.tracking.test_tracking import wait_for_state
 
 HX = {"HX-Request": "true"}
 ADD_CALL = {"args": [20, 22], "kwargs": {}}

@@ -25,7 +25,7 @@ def module_url(module: str) -> str:
 
 
 def make_contabilidad(owner=None) -> None:
-    """The dataset of tests/test_selectors.py: 5 successes (1, 2, 3, 4, 10 s), 3 failures,
+    """The dataset of tests/selectors/test_selectors.py: 5 successes (1, 2, 3, 4, 10 s), 3 failures,
     1 revoked, 1 lost, 1 in progress, 1 started a month ago, 1 success 8 days ago."""
     now = timezone.now()
     for duration in [1.0, 2.0, 3.0, 4.0, 10.0]:
