@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -432,3 +433,16 @@ class NotificationPreference(models.Model):
 
     def __str__(self) -> str:
         return str(self.user)
+
+
+@functools.cache
+def _max_length(model: type[models.Model], name: str) -> int:
+    length = model._meta.get_field(name).max_length  # type: ignore[union-attr]
+    assert isinstance(length, int), f"{model.__name__}.{name} has no max_length"
+    return length
+
+
+def capped(name: str, value: str, model: type[models.Model] | None = None) -> str:
+    """value cut to the max_length of field `name` (of TaskExecution unless `model` is
+    given): tracking data never fails a write for being long."""
+    return value[: _max_length(model or TaskExecution, name)]

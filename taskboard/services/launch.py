@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from taskboard.models import RETRYABLE_STATES, TaskExecution, TaskState, TaskTemplate
+from taskboard.models import RETRYABLE_STATES, TaskExecution, TaskState, TaskTemplate, capped
 from taskboard.permissions import Viewer, can_control, can_view, is_operator
 from taskboard.selectors.executions import execution_retries
 from taskboard.selectors.templates import template_list_launchable
@@ -103,8 +103,8 @@ def template_launch(*, template: TaskTemplate, user: Viewer, kwargs: dict[str, A
         kwargs[OWNER_PARAMETER] = user.pk  # the seed's convention: user_id is the launcher
     execution = _enqueue(
         row={
-            "task_name": template.task_name[:255],
-            "display_name": template.display_name[:255],
+            "task_name": capped("task_name", template.task_name),
+            "display_name": capped("display_name", template.display_name),
             "module": template.module,
             "template_id": template.key,
             "args_summary": summaries.args_summary([]),

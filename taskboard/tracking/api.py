@@ -10,7 +10,7 @@ from celery import current_task
 from django.db import IntegrityError
 from django.utils import timezone
 
-from taskboard.models import TaskExecution, TaskState
+from taskboard.models import TaskExecution, TaskState, capped
 from taskboard.tracking import summaries
 from taskboard.tracking.guard import logger, never_raise
 from taskboard.tracking.ownership import user_id_of
@@ -43,10 +43,10 @@ def start_task_tracking(
     run = running_tasks.get(task_id)
     # Inside the running task the worker knows the real identity (Celery name, owner, ...).
     defaults: dict[str, Any] = run.identity() if run is not None else {}
-    defaults.update(module=module[:64])
-    defaults.setdefault("task_name", task_name[:255])
+    defaults.update(module=capped("module", module))
+    defaults.setdefault("task_name", capped("task_name", task_name))
     if display_name or run is None:
-        defaults["display_name"] = (display_name or task_name)[:255]
+        defaults["display_name"] = capped("display_name", display_name or task_name)
     if owner is not None:
         defaults["user_id"] = owner
     try:
@@ -54,9 +54,9 @@ def start_task_tracking(
     except IntegrityError:  # created by a signal handler in another process meanwhile
         execution, created = TaskExecution.objects.get(task_id=task_id), False
     if not created:
-        changes: dict[str, Any] = {"module": module[:64]}
+        changes: dict[str, Any] = {"module": capped("module", module)}
         if display_name:
-            changes["display_name"] = display_name[:255]
+            changes["display_name"] = capped("display_name", display_name)
         if owner is not None and execution.user_id is None:
             changes["user_id"] = owner
         TaskExecution.objects.filter(pk=execution.pk).update(**changes)
@@ -83,7 +83,7 @@ def update_task_progress(
             Write(
                 lookup,
                 TaskState.PROGRESS,
-                {"progress": percent, "progress_message": str(message)[:255]},
+                {"progress": percent, "progress_message": capped("progress_message", str(message))},
                 create=run.identity if run is not None else None,
             )
         )

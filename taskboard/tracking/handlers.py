@@ -19,7 +19,7 @@ from django.db import connection
 from django.utils import timezone
 
 from taskboard.conf import conf
-from taskboard.models import TaskExecution, TaskState
+from taskboard.models import TaskExecution, TaskState, capped
 from taskboard.tracking import summaries
 from taskboard.tracking.guard import never_raise
 from taskboard.tracking.ownership import OWNER_HEADER, in_request, resolve_owner
@@ -86,7 +86,7 @@ def on_before_task_publish(
             **identity(meta, args, kwargs, owner, headers),
             "task_id": str(task_id),
             "state": TaskState.PENDING,
-            "queue": (routing_key or "")[:255],
+            "queue": capped("queue", routing_key or ""),
         }
         if in_request():
             insert([row])  # someone is waiting to see it: visible before the response
@@ -105,7 +105,10 @@ def on_task_received(sender: Any = None, request: Any = None, **_: Any) -> None:
         write = Write(
             task_lookup(request.id),
             TaskState.RECEIVED,
-            {"received_at": timezone.now(), "worker": str(request.hostname or "")[:255]},
+            {
+                "received_at": timezone.now(),
+                "worker": capped("worker", str(request.hostname or "")),
+            },
             still_needed=functools.partial(_still_waiting, weakref.ref(request)),
         )
         # The consumer must never wait on the database; and a task that a pool process
@@ -146,8 +149,8 @@ def on_task_prerun(
             meta=meta,
             started_at=timezone.now(),
             started_monotonic=time.monotonic(),
-            worker=str(getattr(request, "hostname", "") or "")[:255],
-            queue=str(delivery.get("routing_key") or "")[:255],
+            worker=capped("worker", str(getattr(request, "hostname", "") or "")),
+            queue=capped("queue", str(delivery.get("routing_key") or "")),
             retries=int(getattr(request, "retries", 0) or 0),
             args=tuple(args or ()),
             kwargs=dict(kwargs or {}),
@@ -305,7 +308,7 @@ def on_task_revoked(
                     "finished_at": timezone.now(),
                     "exception_type": "celery.exceptions.TaskRevokedError",
                     "exception_message": message,
-                    "worker": str(getattr(request, "hostname", "") or "")[:255],
+                    "worker": capped("worker", str(getattr(request, "hostname", "") or "")),
                 },
                 create=lambda: fields,
             )

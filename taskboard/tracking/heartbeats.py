@@ -20,7 +20,7 @@ from django.db import IntegrityError, close_old_connections, connection, transac
 from django.utils import timezone
 
 from taskboard.conf import conf
-from taskboard.models import WorkerHeartbeat
+from taskboard.models import WorkerHeartbeat, capped
 from taskboard.tracking.forksafe import database_work
 
 logger = logging.getLogger(__name__)
@@ -62,7 +62,11 @@ def snapshot(consumer: Any) -> Beat:
             "active": active,
             "processed": int(state.all_total_count[0]),
             "loadavg": loadavg,
-            "software": f"{software.get('sw_ident', 'celery')} {software.get('sw_ver', '')}"[:100],
+            "software": capped(
+                "software",
+                f"{software.get('sw_ident', 'celery')} {software.get('sw_ver', '')}",
+                WorkerHeartbeat,
+            ),
         },
     )
 
@@ -82,7 +86,7 @@ def record(beat: Beat, *, started_at: datetime | None = None) -> None:
     fields = dict(beat.fields)
     if started_at is not None:
         fields["started_at"] = started_at
-    hostname = beat.hostname[:255]
+    hostname = capped("hostname", beat.hostname, WorkerHeartbeat)
     if not WorkerHeartbeat.objects.filter(hostname=hostname).update(**fields):
         try:
             with transaction.atomic():

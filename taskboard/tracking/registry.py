@@ -13,7 +13,7 @@ from celery import current_app
 from django.db import IntegrityError
 
 from taskboard.conf import conf
-from taskboard.models import TaskTemplate
+from taskboard.models import TaskTemplate, capped
 from taskboard.tracking import parameters
 from taskboard.tracking.guard import never_raise
 
@@ -71,7 +71,7 @@ def default_module(task_name: str) -> str:
     parts = [p for p in task_name.split(".") if p]
     if len(parts) > 1 and parts[0] == "sgm":
         parts = parts[1:]
-    return parts[0][:64] if len(parts) > 1 else ""
+    return capped("module", parts[0]) if len(parts) > 1 else ""
 
 
 def _param_names(task: Any) -> tuple[str, ...]:

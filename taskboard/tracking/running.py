@@ -11,6 +11,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from taskboard.models import capped
 from taskboard.tracking import summaries
 from taskboard.tracking.calls import call_record
 from taskboard.tracking.ownership import resolve_owner
@@ -32,8 +33,8 @@ def identity(
     published = field_of(request, PUBLISHED_HEADER)
     return {
         "created_at": _from_epoch(published) if published else timezone.now(),
-        "task_name": meta.name[:255],
-        "display_name": meta.display_name[:255],
+        "task_name": capped("task_name", meta.name),
+        "display_name": capped("display_name", meta.display_name),
         "module": meta.module,
         "template_id": template_key(meta),
         "user_id": owner,
@@ -60,7 +61,7 @@ def _root(source: Any) -> str:
 
 def field_of(source: Any, name: str) -> str:
     value = source.get(name) if isinstance(source, Mapping) else getattr(source, name, None)
-    return str(value)[:255] if value else ""
+    return capped("task_id", str(value)) if value else ""
 
 
 @dataclass
