@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from celery import current_app
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
@@ -40,13 +39,6 @@ class ActiveTask:
     task_id: str
     name: str
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "task_id": self.task_id,
-            "name": self.name,
-            "url": reverse("taskboard:detail", args=[self.task_id]),
-        }
-
 
 @dataclass(frozen=True)
 class WorkerRecord:
@@ -59,19 +51,6 @@ class WorkerRecord:
     queues: tuple[str, ...] = ()
     loadavg: tuple[float, ...] | None = None
     others_active: int = 0  # active tasks of other users, not listed for this viewer
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "online": self.online,
-            "last_seen": _iso(self.last_seen),
-            "active": [task.as_dict() for task in self.active],
-            "others_active": self.others_active,
-            "processed": self.processed,
-            "concurrency": self.concurrency,
-            "queues": list(self.queues),
-            "loadavg": None if self.loadavg is None else list(self.loadavg),
-        }
 
 
 class SourceUnavailable(Exception):
@@ -104,9 +83,6 @@ class SourceFailure:
         text = messages.get(self.reason)
         return detail if text is None else text % {"detail": detail}
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "reason": self.reason, "message": self.message()}
-
 
 @dataclass(frozen=True)
 class WorkersSnapshot:
@@ -123,15 +99,6 @@ class WorkersSnapshot:
     @property
     def source_label(self) -> str:
         return source_label(self.source)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "fetched_at": _iso(self.fetched_at),
-            "workers": [worker.as_dict() for worker in self.workers],
-            "queue_lengths": self.queue_lengths,
-            "fallbacks": [failure.as_dict() for failure in self.fallbacks],
-        }
 
 
 def source_label(name: str) -> str:
@@ -468,20 +435,6 @@ class FlowerInfo:
             ) % {"count": self.workers}
         return SourceFailure("flower", self.error, self.detail).message()
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "configured": self.configured,
-            "reachable": self.reachable,
-            "url": self.url,
-            "server": self.server,
-            "version": None,  # Flower 2.x's API does not say its version
-            "error": self.error or None,
-            "message": self.message(),
-            "workers": self.workers,
-            "queues": self.queues,
-            "source": self.source,
-        }
-
 
 def fetch_flower_info() -> FlowerInfo:
     service = FlowerService.from_settings()
@@ -507,10 +460,6 @@ def flower_info() -> FlowerInfo:
         budget=fetch_budget(),
     )
     return FlowerInfo(**{**asdict(info), "source": workers_snapshot().source})
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
 
 
 def _from_epoch(value: float) -> datetime:
