@@ -9,7 +9,6 @@ from datetime import datetime, timedelta
 
 from django.db.models import QuerySet
 from django.utils import timezone
-from django.utils.translation import gettext as _
 
 from taskboard.conf import conf
 from taskboard.models import (
@@ -26,18 +25,6 @@ class TypicalDuration:
 
     seconds: float
     runs: int  # how many runs the median is of
-
-
-def duration_text(seconds: float) -> str:
-    """A short rounded duration for people: "45 s", "3 min", "2 h 05 min"."""
-    whole = max(0, round(seconds))
-    if whole < 60:
-        return _("%(seconds)d s") % {"seconds": whole}
-    minutes = round(whole / 60)
-    if minutes < 60:
-        return _("%(minutes)d min") % {"minutes": minutes}
-    hours, minutes = divmod(minutes, 60)
-    return _("%(hours)d h %(minutes)02d min") % {"hours": hours, "minutes": minutes}
 
 
 @dataclass(frozen=True)
@@ -58,14 +45,6 @@ class Estimate:
     @property
     def whole_seconds(self) -> int:
         return max(0, round(self.seconds))
-
-    @property
-    def text(self) -> str:
-        return duration_text(self.seconds)
-
-    @property
-    def elapsed_text(self) -> str:
-        return duration_text(self.elapsed or 0)
 
 
 def time_left(*, progress: float, elapsed: float) -> float | None:

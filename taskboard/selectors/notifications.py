@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from django.db.models import QuerySet
-from django.utils.translation import gettext as _
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -16,21 +15,7 @@ if TYPE_CHECKING:
 from taskboard.models import (
     NotificationPreference,
     TaskNotification,
-    TaskState,
 )
-
-
-def notification_text(*, state: str, label: str) -> str:
-    """What a notification says, in the active language (the viewer's), from the final
-    state and the task's label it stored."""
-    texts: dict[str, str] = {
-        TaskState.SUCCESS: _("«%(label)s» finished"),
-        TaskState.FAILURE: _("«%(label)s» failed"),
-        TaskState.REVOKED: _("«%(label)s» was cancelled"),
-        TaskState.LOST: _("«%(label)s» was lost: its worker went away"),
-    }
-    text = texts.get(state)
-    return text % {"label": label} if text else label
 
 
 @dataclass(frozen=True)
@@ -40,7 +25,7 @@ class NotificationItem:
     id: int
     level: str
     state: str
-    text: str
+    label: str  # the task's label, as the notification stored it
     task_id: str  # of the task it is about ("" if none): its detail page
     created_at: datetime
     is_read: bool
@@ -61,7 +46,7 @@ def _notification_items(*, rows: Collection[TaskNotification]) -> list[Notificat
             id=row.pk,
             level=row.level,
             state=row.state,
-            text=notification_text(state=row.state, label=row.message),
+            label=row.message,
             task_id=row.execution.task_id if row.execution is not None else "",
             created_at=row.created_at,
             is_read=row.read_at is not None,

@@ -19,6 +19,7 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.db import connection, transaction
 from django.dispatch import receiver
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
 
@@ -30,7 +31,6 @@ from taskboard.models import (
     TaskNotification,
     TaskState,
 )
-from taskboard.selectors.notifications import notification_text
 from taskboard.signals import executions_finished
 
 logger = logging.getLogger("taskboard.notifications")
@@ -257,7 +257,8 @@ def notifications_email(*, execution_ids: Sequence[int]) -> int:
 
 def _send(notification: TaskNotification) -> None:
     with translation.override(settings.LANGUAGE_CODE):
-        text = notification_text(state=notification.state, label=notification.message)
+        context = {"state": notification.state, "label": notification.message}
+        text = render_to_string("taskboard/email/notification.txt", context).strip()
         link = ""
         if notification.execution is not None:
             path = reverse("taskboard:detail", args=[notification.execution.task_id])

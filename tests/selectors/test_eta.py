@@ -16,13 +16,13 @@ from django.utils import timezone, translation
 
 from taskboard.models import TaskState
 from taskboard.selectors.estimates import (
-    duration_text,
     execution_estimate,
     execution_estimates,
     time_left,
     typical_durations,
 )
 from taskboard.tables import task_table
+from taskboard.templatetags.taskboard_text import duration_text
 from tests.factories import client_for, make_execution, make_history, make_user
 
 HX = {"HX-Request": "true"}

@@ -24,11 +24,11 @@ from taskboard.models import (
     TaskState,
     WorkerHeartbeat,
 )
-from taskboard.selectors.notifications import notification_text
 from taskboard.services.cancel import execution_cancel
 from taskboard.services.notifications import notifications_create_for, notifications_email
 from taskboard.services.reconcile import executions_mark_lost
 from taskboard.signals import executions_finished, executions_finished_send
+from taskboard.templatetags.taskboard_text import notification_text
 from taskboard.tracking.ownership import launched_by
 from taskboard.tracking.recorder import Write, apply, buffer
 from tests import worker_tasks
