@@ -171,7 +171,7 @@ class BrokenSource:
 
 
 def test_a_source_that_raises_is_passed_over_never_a_500(db, staff, settings):
-    settings.TASKBOARD_WORKER_SOURCES = ["tests.test_workers.BrokenSource", "heartbeats"]
+    settings.TASKBOARD_WORKER_SOURCES = ["tests.services.test_workers.BrokenSource", "heartbeats"]
     fresh_heartbeat()
     response = client_for(staff).get(reverse("taskboard:workers"), headers={**HX, **EN})
     html = response.content.decode()
@@ -327,7 +327,7 @@ class CountingSource:
 
 
 def test_fifty_concurrent_viewers_cost_one_fetch(live_server, staff, settings, redis_client):
-    settings.TASKBOARD_WORKER_SOURCES = ["tests.test_workers.CountingSource"]
+    settings.TASKBOARD_WORKER_SOURCES = ["tests.services.test_workers.CountingSource"]
     # Long enough that all fifty fall within one interval, however busy the machine.
     settings.TASKBOARD_WORKERS_CACHE_SECONDS = 60
     redis_client.delete(FETCHES_KEY)
@@ -356,7 +356,7 @@ def test_fifty_concurrent_viewers_cost_one_fetch(live_server, staff, settings, r
 def test_a_fetcher_that_died_holding_the_lock_delays_viewers_until_it_expires(
     settings, redis_client
 ):
-    settings.TASKBOARD_WORKER_SOURCES = ["tests.test_workers.CountingSource"]
+    settings.TASKBOARD_WORKER_SOURCES = ["tests.services.test_workers.CountingSource"]
     redis_client.delete(FETCHES_KEY)
     # A fetcher that was killed mid-fetch: its lock stays until it expires, nothing cached.
     caches[conf.CACHE_ALIAS].add(f"{WORKERS_KEY}:lock", "dead", timeout=2)
