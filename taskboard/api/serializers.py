@@ -15,6 +15,7 @@ from taskboard.services.workers import (
     WorkerRecord,
     WorkersSnapshot,
 )
+from taskboard.templatetags.taskboard_text import flower_info_text, source_failure_text
 
 
 def iso(value: datetime | None) -> str | None:
@@ -73,7 +74,11 @@ def worker_as_dict(worker: WorkerRecord) -> dict[str, Any]:
 
 
 def failure_as_dict(failure: SourceFailure) -> dict[str, Any]:
-    return {"source": failure.source, "reason": failure.reason, "message": failure.message()}
+    return {
+        "source": failure.source,
+        "reason": failure.reason,
+        "message": source_failure_text(failure),
+    }
 
 
 def snapshot_as_dict(snapshot: WorkersSnapshot) -> dict[str, Any]:
@@ -94,7 +99,7 @@ def flower_info_as_dict(info: FlowerInfo) -> dict[str, Any]:
         "server": info.server,
         "version": None,  # Flower 2.x's API does not say its version
         "error": info.error or None,
-        "message": info.message(),
+        "message": flower_info_text(info),
         "workers": info.workers,
         "queues": info.queues,
         "source": info.source,

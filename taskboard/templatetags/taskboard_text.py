@@ -4,14 +4,17 @@ services return data, and pages, fragments and e-mails word it here.
     {% load taskboard_text %}
     {{ estimate.seconds|duration }}                  "45 s", "3 min", "2 h 05 min"
     {% notification_text item.state item.label %}    "«Consolidar nómina» failed"
+    {{ failure|source_failure_text }}  {{ snapshot.source|source_label }}   the workers panel
 """
 
 from __future__ import annotations
 
 from django import template
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from taskboard.models import TaskState
+from taskboard.services.workers import FlowerInfo, SourceFailure
 
 register = template.Library()
 
@@ -49,3 +52,45 @@ def duration_filter(seconds: float | None) -> str:
 @register.simple_tag(name="notification_text")
 def notification_text_tag(state: str, label: str) -> str:
     return notification_text(state=state, label=label)
+
+
+def source_failure_text(failure: SourceFailure) -> str:
+    """Said in the viewer's language (the snapshot is cached, so not translated early)."""
+    detail = failure.detail
+    messages = {
+        "unreachable": _("Flower is not reachable (%(detail)s)."),
+        "timeout": _("Flower did not answer in time."),
+        "auth": _("Flower rejected the credentials."),
+        "bad_response": _("Flower answered with an error (%(detail)s)."),
+        "no_heartbeats": _("No worker has recorded a heartbeat yet."),
+        "no_workers": _("No worker answered within %(detail)s s."),
+        "broker": _("The broker could not be reached (%(detail)s)."),
+    }
+    text = messages.get(failure.reason)
+    return detail if text is None else text % {"detail": detail}
+
+
+def flower_info_text(info: FlowerInfo) -> str:
+    if not info.configured:
+        return _("Flower is not configured (FLOWER_URL is empty).")
+    if info.reachable:
+        return ngettext(
+            "Flower answers; %(count)d worker online.",
+            "Flower answers; %(count)d workers online.",
+            info.workers,
+        ) % {"count": info.workers}
+    return source_failure_text(SourceFailure("flower", info.error, info.detail))
+
+
+def source_label(name: str) -> str:
+    labels = {
+        "flower": _("Flower"),
+        "heartbeats": _("worker heartbeats"),
+        "inspect": _("Celery inspect"),
+        "none": _("no source"),
+    }
+    return labels.get(name, name)
+
+
+register.filter("source_failure_text", source_failure_text)
+register.filter("source_label", source_label)

@@ -17,8 +17,6 @@ from typing import Any, Protocol, TypeVar
 from celery import current_app
 from django.utils import timezone
 from django.utils.module_loading import import_string
-from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
 
 from taskboard.conf import conf
 from taskboard.models import TaskExecution, WorkerHeartbeat
@@ -68,21 +66,6 @@ class SourceFailure:
     reason: str
     detail: str = ""
 
-    def message(self) -> str:
-        """Said in the viewer's language (the snapshot is cached, so not translated early)."""
-        detail = self.detail
-        messages = {
-            "unreachable": _("Flower is not reachable (%(detail)s)."),
-            "timeout": _("Flower did not answer in time."),
-            "auth": _("Flower rejected the credentials."),
-            "bad_response": _("Flower answered with an error (%(detail)s)."),
-            "no_heartbeats": _("No worker has recorded a heartbeat yet."),
-            "no_workers": _("No worker answered within %(detail)s s."),
-            "broker": _("The broker could not be reached (%(detail)s)."),
-        }
-        text = messages.get(self.reason)
-        return detail if text is None else text % {"detail": detail}
-
 
 @dataclass(frozen=True)
 class WorkersSnapshot:
@@ -95,20 +78,6 @@ class WorkersSnapshot:
     @property
     def online(self) -> list[WorkerRecord]:
         return [worker for worker in self.workers if worker.online]
-
-    @property
-    def source_label(self) -> str:
-        return source_label(self.source)
-
-
-def source_label(name: str) -> str:
-    labels = {
-        "flower": _("Flower"),
-        "heartbeats": _("worker heartbeats"),
-        "inspect": _("Celery inspect"),
-        "none": _("no source"),
-    }
-    return labels.get(name, name)
 
 
 class WorkerSource(Protocol):
@@ -423,17 +392,6 @@ class FlowerInfo:
     workers: int = 0
     queues: dict[str, int] | None = None
     source: str = ""
-
-    def message(self) -> str:
-        if not self.configured:
-            return _("Flower is not configured (FLOWER_URL is empty).")
-        if self.reachable:
-            return ngettext(
-                "Flower answers; %(count)d worker online.",
-                "Flower answers; %(count)d workers online.",
-                self.workers,
-            ) % {"count": self.workers}
-        return SourceFailure("flower", self.error, self.detail).message()
 
 
 def fetch_flower_info() -> FlowerInfo:
