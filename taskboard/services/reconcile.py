@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db.models import Q
 from django.utils import timezone
 
 from taskboard.models import RUNNING_STATES, TaskExecution, TaskState, WorkerHeartbeat
@@ -29,23 +28,22 @@ def executions_mark_lost(*, now: datetime | None = None) -> int:
     marked = 0
     for beat in WorkerHeartbeat.objects.only("hostname", "started_at", "last_seen", "stopped_at"):
         gone = not beat.is_online(now=now)
+        # Both the query and, checked again, each UPDATE (the recorder's conditions).
         conditions: dict[str, object] = {"worker": beat.hostname}
-        lost = Q(worker=beat.hostname)
         if not gone:  # alive: only what an earlier process under this name was running
-            lost &= Q(started_at__lt=beat.started_at)
             conditions["started_at__lt"] = beat.started_at
-        marked += _mark(lost, conditions, now=now, worker=beat.hostname)
+        marked += _mark(conditions, now=now, worker=beat.hostname)
     return marked
 
 
-def _mark(condition: Q, conditions: dict[str, object], *, now: datetime, worker: str) -> int:
+def _mark(conditions: dict[str, object], *, now: datetime, worker: str) -> int:
     fields = {
         "finished_at": now,
         "exception_type": "WorkerLostError",
         "exception_message": f"Worker {worker} went away while the task was running.",
     }
     marked = 0
-    for batch in TaskExecution.objects.running().filter(condition).batches(size=BATCH):
+    for batch in TaskExecution.objects.running().filter(**conditions).batches(size=BATCH):
         writes = [
             Write(
                 ("pk", pk),

@@ -81,8 +81,7 @@ def apply(write: Write) -> bool:
     with isolated():
         changed = _update(write)
     if changed:
-        _announce(write)
-        _announce_finished([write])
+        _announce_all([write])
     return changed
 
 
@@ -93,9 +92,7 @@ def apply_many(writes: list[Write]) -> list[Write]:
         return []
     with transaction.atomic():
         changed = _update_many(writes)
-    for write in changed:
-        _announce(write)
-    _announce_finished(changed)
+    _announce_all(changed)
     return changed
 
 
@@ -226,6 +223,13 @@ def _statement_for(
     table = connection.ops.quote_name(TaskExecution._meta.db_table)
     sql = f"UPDATE {table} SET {', '.join(assignments)} WHERE {' AND '.join(where)}"
     return sql, fields
+
+
+def _announce_all(changed: list[Write]) -> None:
+    """execution_changed for each write that changed a row, then one executions_finished."""
+    for write in changed:
+        _announce(write)
+    _announce_finished(changed)
 
 
 def _announce(write: Write) -> None:
@@ -441,9 +445,7 @@ class WriteBuffer:
             if not connection.in_atomic_block:
                 connection.close()
         else:
-            for write in changed:
-                _announce(write)
-            _announce_finished(changed)
+            _announce_all(changed)
             return
         for row in inserts:
             try:
