@@ -6,7 +6,7 @@ POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint typecheck pytest test-postgres bench messages clean
+.PHONY: install run test lint typecheck pytest test-postgres test-faults bench messages clean
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "taskboard needs Python 3.11 or newer")'
@@ -37,6 +37,10 @@ pytest: install
 ## make test-postgres: the suite again on PostgreSQL.
 test-postgres: install
 	DATABASE_URL=$(POSTGRES_URL) $(BIN)/pytest
+
+## make test-faults: the fault-injection suite (workers killed, PostgreSQL and Redis stopped).
+test-faults: install
+	DATABASE_URL=$(POSTGRES_URL) $(BIN)/pytest -m faults tests/faults
 
 ## make bench: tracking overhead against untracked and django-celery-results (PostgreSQL).
 bench: install
