@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -239,6 +239,9 @@ class TaskExecution(models.Model):
     received_at = models.DateTimeField(_("received"), null=True, blank=True)
     started_at = models.DateTimeField(_("started"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    # When reconciliation recorded LOST; kept when the worker's own final state arrives
+    # later ("finished after all"), so the record shows both.
+    lost_at = models.DateTimeField(_("marked lost"), null=True, blank=True)
     duration = models.FloatField(_("duration (s)"), null=True, blank=True)
     updated_at = models.DateTimeField(_("updated"), default=timezone.now)
     cancel_requested_by = models.ForeignKey(
@@ -394,6 +397,11 @@ class WorkerHeartbeat(models.Model):
     processed = models.PositiveBigIntegerField(_("processed"), default=0)
     loadavg = models.JSONField(_("load average"), null=True, blank=True)
     software = models.CharField(_("software"), max_length=100, blank=True)
+    # Set while the worker drains its tasks in a warm shutdown: alive, taking no new work.
+    draining_since = models.DateTimeField(_("shutting down since"), null=True, blank=True)
+    # The worker's own clock when it took the beat (last_seen is the database's clock):
+    # compared only with times the same worker wrote, such as a task's started_at.
+    clock = models.DateTimeField(_("worker clock"), null=True, blank=True)
 
     class Meta:
         ordering = ["hostname"]
@@ -433,6 +441,19 @@ class NotificationPreference(models.Model):
 
     def __str__(self) -> str:
         return str(self.user)
+
+
+def database_now() -> datetime:
+    """The database server's clock: liveness is judged by one clock, whatever the
+    workers' clocks say."""
+    from django.db import connection
+
+    if connection.vendor == "sqlite":  # one machine: the database's clock is this one
+        return timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT CURRENT_TIMESTAMP")
+        (value,) = cursor.fetchone()
+    return value if timezone.is_aware(value) else value.replace(tzinfo=UTC)
 
 
 @functools.cache
