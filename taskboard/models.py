@@ -453,7 +453,8 @@ def database_now() -> datetime:
     with connection.cursor() as cursor:
         cursor.execute("SELECT CURRENT_TIMESTAMP")
         (value,) = cursor.fetchone()
-    return value if timezone.is_aware(value) else value.replace(tzinfo=UTC)
+    moment: datetime = value
+    return moment if timezone.is_aware(moment) else moment.replace(tzinfo=UTC)
 
 
 @functools.cache
