@@ -35,6 +35,11 @@ through conf here). The ids are stable: a new rule takes a new id.
     taskboard.E025: TASKBOARD_BULK_MAX_ROWS: a whole number, 1 or more
     taskboard.E026: TASKBOARD_ETA_MIN_PROGRESS: a whole number from 1 to 100
     taskboard.E027: TASKBOARD_TYPICAL_DURATION_RUNS: a whole number, 1 or more
+    taskboard.E040: TASKBOARD_BUFFER_MAX_WRITES: a whole number, 1 or more
+    taskboard.E041: TASKBOARD_BUFFER_MAX_BYTES: a whole number, 1 or more
+    taskboard.E042: TASKBOARD_BUFFER_RETRY_SECONDS: a (first, most) pair of finite numbers
+        of seconds, each more than 0, first at most most
+    taskboard.E043: TASKBOARD_SPILL_DIR: a str; when set, an absolute path
     taskboard.W001: MIDDLEWARE: holds taskboard.middleware.TaskboardMiddleware
     taskboard.W002: FLOWER_PASSWORD: set when FLOWER_URL is (and "flower" is a worker source)
     taskboard.W003: TASKBOARD_WORKER_OFFLINE_AFTER: more than TASKBOARD_HEARTBEAT_INTERVAL
@@ -45,6 +50,7 @@ A "whole number" is an int (not a bool); a "number" is an int or a float (not a 
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -190,6 +196,36 @@ def worker_sources() -> Validator:
     return validate
 
 
+def backoff_pair() -> Validator:
+    expected = (
+        "a (first, most) pair of finite numbers of seconds, each more than 0, the first "
+        "at most the most"
+    )
+
+    def validate(value: Any) -> str | None:
+        if (
+            isinstance(value, list | tuple)
+            and len(value) == 2
+            and all(_is_number(item) and item > 0 for item in value)
+            and value[0] <= value[1]
+        ):
+            return None
+        return expected
+
+    return validate
+
+
+def absolute_path() -> Validator:
+    expected = 'an absolute path, or "" (the default folder)'
+
+    def validate(value: Any) -> str | None:
+        if isinstance(value, str) and (not value or os.path.isabs(value)):
+            return None
+        return expected
+
+    return validate
+
+
 class Rule(NamedTuple):
     setting: str
     default: Any
@@ -226,6 +262,10 @@ RULES: tuple[Rule, ...] = (
     Rule("TASKBOARD_BULK_MAX_ROWS", 10000, whole(1), "taskboard.E025"),
     Rule("TASKBOARD_ETA_MIN_PROGRESS", 5, whole(1, 100), "taskboard.E026"),
     Rule("TASKBOARD_TYPICAL_DURATION_RUNS", 100, whole(1), "taskboard.E027"),
+    Rule("TASKBOARD_BUFFER_MAX_WRITES", 10000, whole(1), "taskboard.E040"),
+    Rule("TASKBOARD_BUFFER_MAX_BYTES", 16_777_216, whole(1), "taskboard.E041"),
+    Rule("TASKBOARD_BUFFER_RETRY_SECONDS", (0.5, 5.0), backoff_pair(), "taskboard.E042"),
+    Rule("TASKBOARD_SPILL_DIR", "", absolute_path(), "taskboard.E043"),
 )
 
 

@@ -135,6 +135,31 @@ class Settings:
         recorded with one write (its final state), which keeps tracking cheap."""
         return self._get("TASKBOARD_STARTED_WRITE_DELAY", 0.25, _number)
 
+    # --- The write buffer while the database is away -------------------------------------
+
+    @property
+    def BUFFER_MAX_WRITES(self) -> int:
+        """While the database is away a process holds at most this many tracking writes in
+        memory; past it they are spilled to a file (TASKBOARD_SPILL_DIR), never dropped."""
+        return self._get("TASKBOARD_BUFFER_MAX_WRITES", 10000, _whole)
+
+    @property
+    def BUFFER_MAX_BYTES(self) -> int:
+        """... and about this many bytes of them (an estimate of their values' size)."""
+        return self._get("TASKBOARD_BUFFER_MAX_BYTES", 16_777_216, _whole)
+
+    @property
+    def BUFFER_RETRY_SECONDS(self) -> tuple[float, float]:
+        """(first, most) seconds between attempts to write while the database is away:
+        the wait doubles from the first to the most."""
+        return self._get("TASKBOARD_BUFFER_RETRY_SECONDS", (0.5, 5.0), _pair)
+
+    @property
+    def SPILL_DIR(self) -> str:
+        """The folder of spill files ("": the project's VAR_DIR/taskboard-spill, or the
+        system's temp folder without VAR_DIR). Local to each machine; replayed at start."""
+        return self._get("TASKBOARD_SPILL_DIR", "", _text)
+
     # --- Workers -------------------------------------------------------------------------
 
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
@@ -9,9 +10,10 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -268,3 +270,135 @@ class HangingServer:
 def closed_port_url() -> str:
     """A loopback URL nothing listens on: connecting is refused at once."""
     return f"http://127.0.0.1:{free_port()}"
+
+
+POSTGRES_BIN = Path(os.environ.get("TASKBOARD_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
+POSTGRES_HELP = (
+    "The database fault tests start a private PostgreSQL cluster (and stop it to cause the "
+    "outage): they need PostgreSQL's server binaries `initdb` and `pg_ctl` in "
+    f"{POSTGRES_BIN} (Debian/Ubuntu: `apt-get install postgresql-15`), or "
+    "TASKBOARD_TEST_PG_BIN naming the folder that holds them, and, when run as root, the "
+    "user `postgres` and `runuser` to run them as."
+)
+
+
+@dataclass
+class PostgresCluster:
+    """A private PostgreSQL cluster in a tmp folder, on its own port (trust, user postgres,
+    database `taskboard`). stop() is a real outage (pg_ctl stop -m fast: the server ends
+    every session); start() brings the same cluster, data and port back."""
+
+    data_dir: Path
+    port: int
+    log_path: Path
+    as_postgres: tuple[str, ...]
+
+    @property
+    def url(self) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/taskboard"
+
+    def _pg_ctl(self, *args: str) -> None:
+        command = [*self.as_postgres, str(POSTGRES_BIN / "pg_ctl"), "-D", str(self.data_dir)]
+        result = subprocess.run(
+            [*command, "-l", str(self.log_path), "-w", "-t", "60", *args],
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"pg_ctl {' '.join(args)} failed: {result.stdout}{result.stderr}\n{self.log()}"
+            )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
+
+    def start(self) -> None:
+        self._pg_ctl("start", "-o", f"-p {self.port} -k {self.data_dir} -h 127.0.0.1")
+
+    def stop(self) -> None:
+        self._pg_ctl("stop", "-m", "fast")
+
+    def migrate(self) -> None:
+        """manage.py migrate, in a process of its own, as a deployment would."""
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "sgm.settings", "DATABASE_URL": self.url}
+        result = subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--no-input"],
+            cwd=ROOT, env=env, capture_output=True, text=True,
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise RuntimeError(f"migrate failed:\n{result.stdout}{result.stderr}")
+
+    def connect(self) -> Any:
+        """A direct psycopg connection (autocommit), to read what landed."""
+        import psycopg
+
+        return psycopg.connect(self.url, autocommit=True)
+
+    @contextlib.contextmanager
+    def as_default_database(self) -> Iterator[None]:
+        """This process's `default` database is the cluster meanwhile, in every thread: the
+        settings dict every thread's connection is made from is changed in place (and the
+        current thread's connection replaced), then put back. Stop the tracking buffer's
+        thread before and after, so it holds no connection across the change."""
+        from django.db import connections
+
+        old = connections["default"]
+        settings_dict = old.settings_dict
+        saved = dict(settings_dict)
+        old.close()
+        settings_dict.update(
+            ENGINE="django.db.backends.postgresql", NAME="taskboard", USER="postgres",
+            PASSWORD="", HOST="127.0.0.1", PORT=str(self.port), CONN_MAX_AGE=0,
+            OPTIONS={"connect_timeout": 5},
+        )  # fmt: skip
+        connections["default"] = connections.create_connection("default")
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):
+                connections["default"].close()
+            settings_dict.clear()
+            settings_dict.update(saved)
+            connections["default"] = old
+
+    def destroy(self) -> None:
+        with contextlib.suppress(RuntimeError):
+            self.stop()
+        shutil.rmtree(self.data_dir.parent, ignore_errors=True)
+
+
+def start_postgres(tmp: Path) -> PostgresCluster:
+    """initdb + pg_ctl start a private cluster under tmp, with a database `taskboard`."""
+    for binary in ("initdb", "pg_ctl", "postgres"):
+        if not (POSTGRES_BIN / binary).exists():
+            raise RuntimeError(f"{POSTGRES_BIN / binary} is missing. {POSTGRES_HELP}")
+    as_postgres: tuple[str, ...] = ()
+    if os.geteuid() == 0:  # the server refuses to run as root
+        if shutil.which("runuser") is None:
+            raise RuntimeError(f"runuser is missing. {POSTGRES_HELP}")
+        as_postgres = ("runuser", "-u", "postgres", "--")
+    # A folder the user postgres can reach and write: pytest's tmp folders are private to
+    # root (0700), so the cluster lives in the system's temp folder; tmp keeps a link to it.
+    home = Path(tempfile.mkdtemp(prefix="taskboard-pg-"))
+    home.chmod(0o777)
+    with contextlib.suppress(OSError):
+        (tmp / "postgres").symlink_to(home)
+    data_dir = home / "data"
+    cluster = PostgresCluster(data_dir, free_port(), home / "postgres.log", as_postgres)
+    result = subprocess.run(
+        [*as_postgres, str(POSTGRES_BIN / "initdb"), "-D", str(data_dir), "-U", "postgres",
+         "-A", "trust", "-E", "UTF8", "--no-sync"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise RuntimeError(f"initdb failed: {result.stdout}{result.stderr}\n{POSTGRES_HELP}")
+    with open(data_dir / "postgresql.conf", "a") as conf:
+        conf.write("fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n")
+    cluster.start()
+    import psycopg
+
+    with psycopg.connect(
+        f"postgresql://postgres@127.0.0.1:{cluster.port}/postgres", autocommit=True
+    ) as conn:
+        conn.execute("CREATE DATABASE taskboard")
+    return cluster

@@ -141,6 +141,15 @@ BAD_VALUES: list[tuple[str, object, str, dict[str, object]]] = [
     ("TASKBOARD_TYPICAL_DURATION_RUNS", 0, "taskboard.E027", {}),
     ("TASKBOARD_TYPICAL_DURATION_RUNS", "abc", "taskboard.E027", {}),
     ("TASKBOARD_TYPICAL_DURATION_RUNS", NAN, "taskboard.E027", {}),
+    ("TASKBOARD_BUFFER_MAX_WRITES", 0, "taskboard.E040", {}),
+    ("TASKBOARD_BUFFER_MAX_WRITES", "abc", "taskboard.E040", {}),
+    ("TASKBOARD_BUFFER_MAX_BYTES", 0, "taskboard.E041", {}),
+    ("TASKBOARD_BUFFER_MAX_BYTES", 1.5, "taskboard.E041", {}),
+    ("TASKBOARD_BUFFER_RETRY_SECONDS", (5.0, 0.5), "taskboard.E042", {}),
+    ("TASKBOARD_BUFFER_RETRY_SECONDS", (0, 5.0), "taskboard.E042", {}),
+    ("TASKBOARD_BUFFER_RETRY_SECONDS", 1.0, "taskboard.E042", {}),
+    ("TASKBOARD_SPILL_DIR", "var/spill", "taskboard.E043", {}),
+    ("TASKBOARD_SPILL_DIR", 5, "taskboard.E043", {}),
 ]
 
 

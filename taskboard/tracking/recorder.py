@@ -13,6 +13,7 @@ number of writes per second), so a short task costs one row update, batched with
 
 from __future__ import annotations
 
+import atexit
 import functools
 import logging
 import math
@@ -20,17 +21,26 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any, cast
 
-from django.db import close_old_connections, connection, connections, transaction
-from django.db.models import Field
+from django.db import (
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connection,
+    connections,
+    transaction,
+)
+from django.db.models import DateTimeField, Field
 from django.utils import timezone
 
 from taskboard.conf import conf
 from taskboard.models import ALLOWED_FROM, TERMINAL_STATES, TaskExecution, TaskState
 from taskboard.signals import execution_changed, executions_finished_send
+from taskboard.tracking import spill
 from taskboard.tracking.forksafe import database_work
 
 logger = logging.getLogger("taskboard.tracking")
@@ -67,6 +77,45 @@ class Write:
             fields={**self.fields, **newer.fields},
             create=newer.create or self.create,
         )
+
+    def to_record(self) -> dict[str, Any]:
+        """The write as JSON-able data, for a spill file: create() is evaluated now, and
+        still_needed is left out (asked before spilling; replayed, the rule guards it)."""
+        return {
+            "lookup": list(self.lookup),
+            "state": self.state,
+            "fields": self.fields,
+            "conditions": self.conditions,
+            "from_states": None if self.from_states is None else sorted(self.from_states),
+            "create": None if self.create is None else self.create(),
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Write:
+        created = record.get("create")
+        from_states = record.get("from_states")
+        return cls(
+            lookup=(record["lookup"][0], record["lookup"][1]),
+            state=record.get("state"),
+            fields=_restored(record.get("fields") or {}),
+            conditions={
+                name: _restored_value(_CONDITIONS[name][0], value)
+                for name, value in (record.get("conditions") or {}).items()
+            },
+            from_states=None if from_states is None else frozenset(from_states),
+            create=None if created is None else functools.partial(_restored, created),
+        )
+
+
+def _restored(values: dict[str, Any]) -> dict[str, Any]:
+    """Field values read back from JSON (datetimes were written as ISO 8601 text)."""
+    return {name: _restored_value(name, value) for name, value in values.items()}
+
+
+def _restored_value(name: str, value: Any) -> Any:
+    if isinstance(value, str) and isinstance(_field(name), DateTimeField):
+        return datetime.fromisoformat(value)
+    return value
 
 
 @contextmanager
@@ -289,8 +338,25 @@ class _Pending:
     due: float
 
 
+@dataclass
+class _Batch:
+    inserts: list[Row]
+    writes: list[Write]
+    spill: bool = False  # the database is away and the buffer full: to a spill file
+
+
+COUNTERS = ("retried", "spilled", "replayed", "dropped", "outages")
+
+
 class WriteBuffer:
-    """Per-process buffer of deferred writes with one background flushing thread."""
+    """Per-process buffer of deferred writes with one background flushing thread.
+
+    While the database is away nothing is dropped: what a batch could not write is held
+    (merged per task as before, rows before their updates) and tried again with backoff
+    (TASKBOARD_BUFFER_RETRY_SECONDS); past TASKBOARD_BUFFER_MAX_WRITES or _MAX_BYTES it
+    goes to a spill file (taskboard.tracking.spill), replayed when the database answers
+    again, on the first flush of a process and when a worker is ready. stop() spills what
+    it cannot write within its timeout."""
 
     def __init__(self) -> None:
         self._reset()
@@ -304,6 +370,27 @@ class WriteBuffer:
         self._thread: threading.Thread | None = None
         self._stopping = False
         self._wakes_at = math.inf
+        # The database is away since (monotonic; None: it answered last time).
+        self._away_since: float | None = None
+        self._retry_at = -math.inf
+        self._backoff = 0.0
+        self._spill_now = False
+        self._spill_again_at = -math.inf  # after a spill that failed (disk full)
+        self._replay_due = True  # spill files are looked for on the first flush
+        self._replay_asked = False
+        self._counts = dict.fromkeys(COUNTERS, 0)
+
+    def counters(self) -> dict[str, int]:
+        """pending: writes held now; retried: writes held again after a failed attempt
+        (one per write per attempt); spilled / replayed: writes to / from spill files;
+        dropped: writes given up (the database refused them; 0 while it is merely away);
+        outages: spells of the database away; database_away: 1 during one."""
+        with self._cond:
+            return {
+                "pending": len(self._pending) + len(self._inserts),
+                **self._counts,
+                "database_away": int(self._away_since is not None),
+            }
 
     def put(self, write: Write, *, delay: float = 0.0) -> None:
         """Queue write; due after delay, and no sooner than the rate limit allows."""
@@ -329,6 +416,12 @@ class WriteBuffer:
     def _wake_by(self, due: float) -> None:
         # Waking the thread costs the caller a context switch: only when it would sleep past due.
         self._ensure_thread()
+        if self._away_since is not None:
+            # Nothing is written before the next attempt; only a full buffer wakes the thread.
+            if len(self._pending) + len(self._inserts) >= conf.BUFFER_MAX_WRITES:
+                self._spill_now = True
+                self._cond.notify()
+            return
         if due < self._wakes_at:
             self._wakes_at = due
             self._cond.notify()
@@ -341,34 +434,76 @@ class WriteBuffer:
         return pending.write if pending else None
 
     def flush(self) -> None:
-        """Write everything pending now, in the calling thread."""
+        """Write everything pending now, in the calling thread (what the database does not
+        take is held for the flushing thread to retry)."""
+        batch = self._take_all()
+        self._write_all(batch.inserts, batch.writes)
+
+    def replay_soon(self) -> None:
+        """Look for spill files (of this or an earlier process) and write them, from the
+        flushing thread (a worker that is ready asks so)."""
         with self._cond:
-            inserts, self._inserts, self._inserts_due = self._inserts, [], math.inf
-            writes = [p.write for p in self._pending.values()]
-            self._pending.clear()
-        self._write_all(inserts, writes)
+            self._replay_due = self._replay_asked = True
+            self._ensure_thread()
+            self._cond.notify()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop the flushing thread (closing its connection), then flush what is left."""
+        """Stop the flushing thread (closing its connection), then write what is left,
+        retrying until timeout; what the database still does not take is spilled."""
+        deadline = time.monotonic() + timeout
         with self._cond:
             self._stopping = True
             self._cond.notify()
         if self._thread is not None:
-            self._thread.join(timeout)
-        self.flush()
-        with self._cond:
-            self._stopping = False
+            self._thread.join(max(deadline - time.monotonic(), 0.0))
+        try:
+            while True:
+                batch = self._take_all()
+                if not batch.inserts and not batch.writes:
+                    break
+                if self._write_all(batch.inserts, batch.writes):
+                    continue
+                with self._cond:
+                    retry_at = self._retry_at
+                if retry_at >= deadline:
+                    self._spill(self._take_all())
+                    break
+                time.sleep(max(retry_at - time.monotonic(), 0.0))
+        finally:
+            with self._cond:
+                self._stopping = False
 
     def _ensure_thread(self) -> None:
         if self._thread is None or not self._thread.is_alive():
             self._thread = threading.Thread(target=self._run, name="taskboard-flush", daemon=True)
             self._thread.start()
 
-    def _next_batch(self) -> tuple[list[Row], list[Write]] | None:
+    def _take_all(self) -> _Batch:
+        with self._cond:
+            inserts, self._inserts, self._inserts_due = self._inserts, [], math.inf
+            writes = [p.write for p in self._pending.values()]
+            self._pending.clear()
+        return _Batch(inserts, writes)
+
+    def _next_batch(self) -> _Batch | None:
         """What is due; empty after an idle spell; None when stopping."""
         with self._cond:
             while not self._stopping:
                 now = time.monotonic()
+                if self._away_since is not None:
+                    if now >= self._spill_again_at and (self._spill_now or self._full()):
+                        self._spill_now = False
+                        batch = self._take_all()
+                        batch.spill = True
+                        return batch
+                    if now < self._retry_at:
+                        self._wakes_at = self._retry_at
+                        self._cond.wait(timeout=self._retry_at - now)
+                        continue
+                    return self._take_all()  # the next attempt: all of it (or a probe)
+                if self._replay_asked:
+                    self._replay_asked = False
+                    return _Batch([], [])
                 due = [k for k, p in self._pending.items() if p.due <= now]
                 if due or self._inserts_due <= now:
                     # Take along what would fall due soon: one batch (one transaction, one
@@ -385,37 +520,51 @@ class WriteBuffer:
                     inserts = []
                     if self._inserts_due <= now or due:  # rows first, so updates find them
                         inserts, self._inserts, self._inserts_due = self._inserts, [], math.inf
-                    return inserts, [self._pending.pop(key).write for key in due]
+                    return _Batch(inserts, [self._pending.pop(key).write for key in due])
                 next_due = min([p.due for p in self._pending.values()] + [self._inserts_due])
                 self._wakes_at = next_due
                 if next_due == math.inf:
                     if self._cond.wait(timeout=IDLE_SECONDS) or self._pending or self._inserts:
                         continue
-                    return [], []
+                    return _Batch([], [])
                 self._cond.wait(timeout=max(next_due - now, 0.001))
             return None
+
+    def _full(self) -> bool:
+        """Over the bound (count, or an estimate of the bytes) of what may wait in memory."""
+        held = len(self._pending) + len(self._inserts)
+        if held >= conf.BUFFER_MAX_WRITES:
+            return True
+        size = sum(_size(row) for row in self._inserts)
+        size += sum(_size(p.write.fields) for p in self._pending.values())
+        return size >= conf.BUFFER_MAX_BYTES
 
     def _run(self) -> None:
         idle = False
         checked = forgotten = time.monotonic()
         while True:
             batch = self._next_batch()
-            if batch is None or (batch == ([], []) and not idle):
+            empty = batch is not None and not (batch.inserts or batch.writes)
+            probe = empty and (self._away_since is not None or self._replay_due)
+            if batch is None or (empty and not probe and not idle):
                 # Hold no database connection while there is nothing to write.
                 with database_work():
-                    connections.close_all()
+                    _close_all_quietly()
                 if batch is None:
                     return
                 idle = True
                 continue
-            inserts, writes = batch
-            if inserts or writes:
+            if batch.spill:
+                self._spill(batch)
+                continue
+            if not empty or probe:
                 idle = False
                 with database_work():
                     if time.monotonic() - checked > RECYCLE_SECONDS:
-                        close_old_connections()
+                        with suppress(Exception):
+                            close_old_connections()
                         checked = time.monotonic()
-                    self._write_all(inserts, writes)
+                    self._write_all(batch.inserts, batch.writes)
                 if time.monotonic() - forgotten > FORGET_SECONDS:
                     self._forget_idle(horizon=forgotten)
                     forgotten = time.monotonic()
@@ -425,42 +574,227 @@ class WriteBuffer:
             for key in [k for k, t in self._last_write.items() if t < horizon]:
                 del self._last_write[key]
 
-    @staticmethod
-    def _write_all(inserts: list[Row], writes: list[Write]) -> None:
+    def _write_all(self, inserts: list[Row], writes: list[Write]) -> bool:
+        """Write a batch in one transaction (spill files first, when some may be waiting).
+        True when the database took it; when it is away, what was not written is held."""
         writes = [w for w in writes if w.still_needed is None or w.still_needed()]
-        if not inserts and not writes:
-            return
+        if not inserts and not writes and self._away_since is None and not self._replay_due:
+            return True
         try:
-            # One transaction per batch: one commit (one WAL flush) for all of it.
-            with transaction.atomic():
-                if inserts:
-                    _insert(inserts)
-                changed = _update_many(writes)
-        except Exception:
+            if self._replay_due:
+                self._replay()  # older than anything held in memory: first
+            if inserts or writes:
+                # One transaction per batch: one commit (one WAL flush) for all of it.
+                changed = _write_batch(inserts, writes)
+            else:
+                changed = []
+                _probe()
+        except Exception as exc:
+            _close_quietly()
+            if _database_away(exc):
+                self._hold(inserts, writes, exc)
+                return False
             logger.warning(
                 "taskboard: a batch of %d writes failed, retrying one by one",
                 len(inserts) + len(writes),
                 exc_info=True,
             )
-            if not connection.in_atomic_block:
-                connection.close()
-        else:
-            _announce_all(changed)
-            return
-        for row in inserts:
+            return self._write_one_by_one(inserts, writes)
+        self._came_back()
+        _announce_all(changed)
+        return True
+
+    def _write_one_by_one(self, inserts: list[Row], writes: list[Write]) -> bool:
+        """After a batch the database refused: each write alone, so one bad write costs
+        only itself (dropped, and counted); the database going away holds the rest."""
+        for i, row in enumerate(inserts):
             try:
                 insert([row])
-            except Exception:
+            except Exception as exc:
+                if _database_away(exc):
+                    _close_quietly()
+                    self._hold(inserts[i:], writes, exc)
+                    return False
+                self._drop()
                 logger.exception(
                     "taskboard: could not record the publication of %s", row["task_id"]
                 )
-        for write in writes:
+        for i, write in enumerate(writes):
             try:
                 apply(write)
-            except Exception:
+            except Exception as exc:
+                if _database_away(exc):
+                    _close_quietly()
+                    self._hold([], writes[i:], exc)
+                    return False
+                self._drop()
                 logger.exception("taskboard: could not record %s of %s", write.state, write.lookup)
+        self._came_back()
+        return True
+
+    def _drop(self) -> None:
+        with self._cond:
+            self._counts["dropped"] += 1
+
+    def _hold(self, inserts: list[Row], writes: list[Write], exc: BaseException) -> None:
+        """Keep what the database did not take, ahead of what came meanwhile, and set the
+        next attempt (the backoff doubles from the first delay up to its cap)."""
+        first, cap = conf.BUFFER_RETRY_SECONDS
+        now = time.monotonic()
+        with self._cond:
+            went_away = self._away_since is None
+            if went_away:
+                self._away_since = now
+                self._backoff = first
+                self._counts["outages"] += 1
+            else:
+                self._backoff = min(max(self._backoff * 2, first), cap)
+            self._retry_at = now + self._backoff
+            self._counts["retried"] += len(inserts) + len(writes)
+            self._inserts[:0] = inserts  # rows first, and the oldest first
+            if inserts:
+                self._inserts_due = now
+            for write in writes:
+                pending = self._pending.get(write.lookup)
+                if pending is None:
+                    self._pending[write.lookup] = _Pending(write, now)
+                else:  # the held write is the older: a newer one merges into it
+                    pending.write = write.merged_with(pending.write)
+                    pending.due = now
+            held = len(self._pending) + len(self._inserts)
+            self._ensure_thread()
+            self._cond.notify()
+        if went_away:
+            logger.warning(
+                "taskboard: the database is unreachable (%s): holding %d tracking writes, "
+                "retrying every %g s to %g s; none is dropped",
+                _one_line(exc),
+                held,
+                first,
+                cap,
+            )
+
+    def _came_back(self) -> None:
+        with self._cond:
+            if self._away_since is None:
+                return
+            away = time.monotonic() - self._away_since
+            self._away_since = None
+            self._retry_at = -math.inf
+            self._backoff = 0.0
+        counts = self.counters()
+        logger.warning(
+            "taskboard: the database is back after %.1f s: %s",
+            away,
+            " ".join(f"{name}={value}" for name, value in counts.items()),
+        )
+
+    def _spill(self, batch: _Batch) -> None:
+        """Write the batch to a spill file: the database is away and memory is full (or
+        the process stops). A write whose still_needed says no is not spilled; a spilled
+        one is replayed whatever happens to this process, guarded by the state rule alone."""
+        writes = [w for w in batch.writes if w.still_needed is None or w.still_needed()]
+        records = [{"insert": row} for row in batch.inserts]
+        records += [{"write": write.to_record()} for write in writes]
+        if not records:
+            return
+        try:
+            path = spill.save(records)
+        except Exception:
+            logger.exception(
+                "taskboard: could not spill %d tracking writes to %s; holding them in memory",
+                len(records),
+                spill.spill_dir(),
+            )
+            with self._cond:
+                self._spill_again_at = time.monotonic() + conf.BUFFER_RETRY_SECONDS[1]
+            self._hold(batch.inserts, writes, OSError("spill failed"))
+            return
+        with self._cond:
+            self._counts["spilled"] += len(records)
+            self._replay_due = True
+        logger.warning(
+            "taskboard: the database is away and the write buffer full: %d tracking writes "
+            "spilled to %s, replayed when it answers",
+            len(records),
+            path,
+        )
+
+    def _replay(self) -> None:
+        """Write every spill file this process can claim, oldest first; each is deleted
+        once written, and given back when the database is away (raising)."""
+        for path in spill.claim_all():
+            try:
+                records = spill.load(path)
+                inserts = [r["insert"] for r in records if "insert" in r]
+                writes = [Write.from_record(r["write"]) for r in records if "write" in r]
+                changed = _write_batch(inserts, writes)
+            except Exception as exc:
+                if _database_away(exc):
+                    spill.release(path)
+                    spill.release_all()  # the others claimed with it, for the next attempt
+                    raise
+                logger.exception("taskboard: could not replay %s; kept aside", path)
+                spill.set_aside(path)
+                continue
+            spill.done(path)
+            with self._cond:
+                self._counts["replayed"] += len(records)
+            logger.info("taskboard: %d spilled tracking writes replayed (%s)", len(records), path)
+            _announce_all(changed)
+        with self._cond:
+            self._replay_due = False
+
+
+def _write_batch(inserts: list[Row], writes: list[Write]) -> list[Write]:
+    with transaction.atomic():
+        if inserts:
+            _insert(inserts)
+        return _update_many(writes)
+
+
+def _probe() -> None:
+    """Does the database answer? (raises when it does not)"""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+
+
+def _database_away(exc: BaseException) -> bool:
+    """Did the database fail to answer (try again later), rather than refuse this write?"""
+    if isinstance(exc, OperationalError | InterfaceError):
+        return True
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - SQLite-only installs
+        return False
+    return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+
+
+def _close_quietly() -> None:
+    # A broken connection must go: the next attempt opens a new one. Inside a caller's
+    # transaction the connection is the caller's to end.
+    if connection.in_atomic_block:
+        return
+    with suppress(Exception):
+        connection.close()
+
+
+def _close_all_quietly() -> None:
+    with suppress(Exception):
+        connections.close_all()
+
+
+def _size(values: dict[str, Any]) -> int:
+    """Roughly how many bytes these values take (the bound of the buffer, not exact)."""
+    return 64 + sum(len(name) + len(str(value)) for name, value in values.items())
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 buffer = WriteBuffer()
 # A forked worker child must not inherit the parent's pending writes, lock or thread.
 os.register_at_fork(after_in_child=buffer._reset)
+# At exit what the database did not take is spilled, not lost (after the handlers' flush).
+atexit.register(buffer.stop)
