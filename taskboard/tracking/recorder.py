@@ -723,25 +723,36 @@ class WriteBuffer:
     def _replay(self) -> None:
         """Write every spill file this process can claim, oldest first; each is deleted
         once written, and given back when the database is away (raising)."""
-        for path in spill.claim_all():
+        try:
+            claimed = spill.claim_all()
+        except OSError:
+            logger.exception("taskboard: could not look for spill files in %s", spill.spill_dir())
+            claimed = []
+        for path in claimed:
             try:
                 records = spill.load(path)
-                inserts = [r["insert"] for r in records if "insert" in r]
+                inserts = [_restored(r["insert"]) for r in records if "insert" in r]
                 writes = [Write.from_record(r["write"]) for r in records if "write" in r]
-                changed = _write_batch(inserts, writes)
-            except Exception as exc:
-                if _database_away(exc):
-                    spill.release(path)
-                    spill.release_all()  # the others claimed with it, for the next attempt
-                    raise
-                logger.exception("taskboard: could not replay %s; kept aside", path)
+            except (OSError, ValueError, KeyError, TypeError):
+                logger.exception("taskboard: could not read %s; set aside", path)
                 spill.set_aside(path)
                 continue
+            try:
+                changed = _write_batch(inserts, writes)
+            except Exception as exc:
+                _close_quietly()
+                if _database_away(exc):
+                    spill.release_all()  # this one and the others: for the next attempt
+                    raise
+                # The database refused one of them: each alone (a refused one is dropped,
+                # counted); if it goes away meanwhile, the rest is held in memory.
+                self._write_one_by_one(inserts, writes)
+            else:
+                _announce_all(changed)
             spill.done(path)
             with self._cond:
                 self._counts["replayed"] += len(records)
             logger.info("taskboard: %d spilled tracking writes replayed (%s)", len(records), path)
-            _announce_all(changed)
         with self._cond:
             self._replay_due = False
 

@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import fnmatch
 import inspect
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from celery import current_app
-from django.db import IntegrityError
+from django.db import DatabaseError, IntegrityError
 
 from taskboard.conf import conf
 from taskboard.models import TaskTemplate, capped
 from taskboard.tracking import parameters
 from taskboard.tracking.guard import never_raise
+
+logger = logging.getLogger("taskboard.tracking")
 
 SPEC_ATTRIBUTE = "taskboard_spec"
 
@@ -111,6 +114,7 @@ def _build_meta(task_name: str) -> TaskMeta:
 
 
 _synced_templates: set[str] = set()
+_unsynced_templates: set[str] = set()  # said once
 
 
 def template_key(meta: TaskMeta) -> str | None:
@@ -119,7 +123,14 @@ def template_key(meta: TaskMeta) -> str | None:
     if spec is None:
         return None
     if spec.key not in _synced_templates:
-        sync_template(spec, task_name=meta.name)
+        try:
+            sync_template(spec, task_name=meta.name)
+        except DatabaseError:
+            # The database is away: the row names its template all the same (the key is not
+            # a database constraint), and the next publish (or a worker's start) syncs it.
+            if spec.key not in _unsynced_templates:
+                _unsynced_templates.add(spec.key)
+                logger.warning("taskboard: template %s not synced (database error)", spec.key)
     return spec.key
 
 
@@ -147,6 +158,7 @@ def sync_template(spec: TaskSpec, *, task_name: str = "") -> None:
             default_kwargs=dict(spec.default_kwargs)
         )
     _synced_templates.add(spec.key)
+    _unsynced_templates.discard(spec.key)
 
 
 def sync_templates(**_: Any) -> None:
