@@ -466,7 +466,7 @@ class WriteBuffer:
                 with self._cond:
                     retry_at = self._retry_at
                 if retry_at >= deadline:
-                    self._spill(self._take_all())
+                    self._spill(self._take_all(), why="this process stops")
                     break
                 time.sleep(max(retry_at - time.monotonic(), 0.0))
         finally:
@@ -689,7 +689,7 @@ class WriteBuffer:
             " ".join(f"{name}={value}" for name, value in counts.items()),
         )
 
-    def _spill(self, batch: _Batch) -> None:
+    def _spill(self, batch: _Batch, why: str = "the write buffer is full") -> None:
         """Write the batch to a spill file: the database is away and memory is full (or
         the process stops). A write whose still_needed says no is not spilled; a spilled
         one is replayed whatever happens to this process, guarded by the state rule alone."""
@@ -714,8 +714,9 @@ class WriteBuffer:
             self._counts["spilled"] += len(records)
             self._replay_due = True
         logger.warning(
-            "taskboard: the database is away and the write buffer full: %d tracking writes "
-            "spilled to %s, replayed when it answers",
+            "taskboard: the database is away and %s: %d tracking writes spilled to %s, "
+            "replayed when it answers",
+            why,
             len(records),
             path,
         )

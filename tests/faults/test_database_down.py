@@ -179,3 +179,65 @@ def test_no_tracking_write_is_lost_while_postgres_is_down(
     assert counts["spilled"] > before["spilled"]
     assert counts["replayed"] - before["replayed"] == counts["spilled"] - before["spilled"]
     assert counts["outages"] > before["outages"]
+
+
+def test_a_worker_stopped_while_postgres_is_down_spills_and_the_next_one_replays(
+    cluster: PostgresCluster,
+    redis_server: RedisServer,
+    django_db_blocker: Any,
+    settings: Any,
+    tmp_path: Path,
+) -> None:
+    """Warm shutdown with the database away: what the worker could not write within its
+    stop timeout goes to spill files in its var folder; the worker started next replays
+    them once it is ready."""
+    settings.TASKBOARD_SPILL_DIR = str(tmp_path / "spill-publisher")
+    worker_var = tmp_path / "worker-var"
+    worker_spill = worker_var / "taskboard-spill"
+    env = {"SGM_VAR_DIR": str(worker_var)}
+    with django_db_blocker.unblock():
+        buffer.stop()
+        with cluster.as_default_database():
+            worker = start_worker(
+                celery_app, tmp=tmp_path, broker_url=redis_server.url, db_url=cluster.url,
+                extra_env=env,
+            )  # fmt: skip
+            try:
+                cluster.stop()
+                results = [worker_tasks.add.delay(i, i) for i in range(20)]
+                wait_until(lambda: all(r.ready() for r in results), timeout=30)
+            finally:
+                worker.stop()  # SIGTERM: a warm shutdown, the database still away
+            first_log = worker.log()
+            spilled = sorted(worker_spill.glob("*.jsonl"))
+            assert spilled, f"the stopped worker spilled nothing:\n{first_log[-3000:]}"
+            records = [line for path in spilled for line in path.read_text().splitlines()]
+            assert len(records) >= len(results)
+
+            cluster.start()
+            restarted = start_worker(
+                celery_app, tmp=tmp_path, broker_url=redis_server.url, db_url=cluster.url,
+                extra_env=env,
+            )  # fmt: skip
+            try:
+                expected = {r.id: TaskState.SUCCESS for r in results}
+
+                def replayed() -> bool:
+                    rows = final_rows(cluster)
+                    return all(rows.get(i, ("",))[0] == s for i, s in expected.items())
+
+                try:
+                    wait_until(replayed, timeout=FINAL_WITHIN, interval=0.5)
+                except TimeoutError:
+                    raise AssertionError(
+                        f"not replayed: {final_rows(cluster)}\n{restarted.log()[-3000:]}"
+                    ) from None
+                wait_until(lambda: not list(worker_spill.glob("*")), timeout=10)
+                rows = final_rows(cluster)
+                assert {rows[i][1] for i in expected} == {worker.name}  # the first one ran them
+            finally:
+                restarted.stop()
+                buffer.stop()
+    assert not re.search(r"could not record (the publication|\w+ of)", first_log)
+    assert "spilled to" in first_log
+    assert "spilled tracking writes replayed" in restarted.log()
