@@ -297,9 +297,17 @@ Row = dict[str, Any]  # field name -> value of a TaskExecution to create
 
 
 def insert(rows: list[Row]) -> None:
-    """Create rows that do not exist yet (a PENDING row per published task)."""
-    with isolated():
-        _insert(rows)
+    """Create rows that do not exist yet (a PENDING row per published task), now. When the
+    database is away the write buffer takes them instead (held, written once it answers)."""
+    try:
+        with isolated():
+            _insert(rows)
+    except Exception as exc:
+        if not _database_away(exc):
+            raise
+        _close_quietly()
+        for row in rows:
+            buffer.insert(row, delay=0.0)
 
 
 def _insert(rows: list[Row]) -> None:
@@ -609,7 +617,8 @@ class WriteBuffer:
         only itself (dropped, and counted); the database going away holds the rest."""
         for i, row in enumerate(inserts):
             try:
-                insert([row])
+                with isolated():
+                    _insert([row])
             except Exception as exc:
                 if _database_away(exc):
                     _close_quietly()

@@ -292,3 +292,32 @@ def test_the_claim_of_a_dead_process_is_taken_over(settings, tmp_path):
     assert spill.load(claimed) == [
         {"insert": json.loads(json.dumps(published("c2"), default=spill._default))}
     ]
+
+
+def test_a_row_published_in_a_request_while_the_database_is_away_is_held(database):
+    """A request publishes synchronously; with the database away the buffer keeps the row."""
+    from taskboard.tracking.recorder import buffer, insert
+
+    buffer.stop()  # its thread may hold a connection to the suite's database
+    database.stop()
+    try:
+        insert([published("from-a-request")])  # no error for the caller
+        assert buffer.counters()["pending"] >= 1
+    finally:
+        database.start()
+    buffer.flush()
+    assert states(database) == {"from-a-request": TaskState.PENDING}
+    buffer.stop()
+
+
+def test_the_wait_between_attempts_doubles_to_its_cap(settings):
+    settings.TASKBOARD_BUFFER_RETRY_SECONDS = (0.5, 5.0)
+    held = WriteBuffer()
+    waits = []
+    for _ in range(6):
+        held._hold([], [], OSError("connection refused"))
+        waits.append(held._backoff)
+    assert waits == [0.5, 1.0, 2.0, 4.0, 5.0, 5.0]
+    held._came_back()
+    assert held.counters()["database_away"] == 0 and held._backoff == 0.0
+    held.stop(timeout=0.1)
