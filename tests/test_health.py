@@ -11,7 +11,7 @@ from tests.processes import closed_port_url
 def test_healthy(client, db):
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok", "broker": "ok"}
+    assert response.json() == {"status": "ok", "database": "ok", "broker": "ok", "cache": "ok"}
     assert response["Cache-Control"] == "no-store"
 
 
@@ -35,6 +35,12 @@ def broker_down():
 def test_broker_down_is_503_without_its_address(client, db, broker_down):
     response = client.get("/healthz")
     assert response.status_code == 503
-    assert response.json() == {"status": "error", "database": "ok", "broker": "error"}
+    assert response.json() == {
+        "status": "error",
+        "database": "ok",
+        "broker": "error",
+        "cache": "ok",
+        "detail": {"broker": "refused"},
+    }
     port = broker_down.rsplit(":", 1)[1].split("/")[0]
     assert port not in response.content.decode()

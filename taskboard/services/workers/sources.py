@@ -8,8 +8,8 @@ single-flight across processes, so a hundred open dashboards cost one fetch per 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
@@ -17,12 +17,14 @@ from typing import Any, Protocol, TypeVar
 from celery import current_app
 from django.utils import timezone
 from django.utils.module_loading import import_string
+from django.utils.translation import gettext as _
 
 from taskboard.conf import conf
 from taskboard.models import TaskExecution, WorkerHeartbeat
 from taskboard.permissions import Viewer, is_operator
+from taskboard.services.workers.broker import BROKER_CALL_TIMEOUT, broker_connection
 from taskboard.services.workers.flower import FlowerError, FlowerService
-from taskboard.services.workers.single_flight import single_flight
+from taskboard.services.workers.single_flight import peek, single_flight
 
 logger = logging.getLogger(__name__)
 
@@ -152,13 +154,14 @@ class InspectSource:
         timeout = conf.INSPECT_TIMEOUT
         known = heartbeat_names()
         try:
-            stats = self._inspect(known or None, timeout).stats() or {}
-            if not stats:
-                raise SourceUnavailable("no_workers", f"{timeout:g}")
-            answered = sorted(stats)
-            inspect = self._inspect(answered, timeout)
-            active = inspect.active() or {}
-            active_queues = inspect.active_queues() or {}
+            with broker_connection(self.app) as connection:
+                stats = self._inspect(known or None, timeout, connection).stats() or {}
+                if not stats:
+                    raise SourceUnavailable("no_workers", f"{timeout:g}")
+                answered = sorted(stats)
+                inspect = self._inspect(answered, timeout, connection)
+                active = inspect.active() or {}
+                active_queues = inspect.active_queues() or {}
         except SourceUnavailable:
             raise
         except Exception as exc:  # the broker is down or refuses us
@@ -173,8 +176,10 @@ class InspectSource:
         queues = sorted({queue for worker in workers for queue in worker.queues})
         return _ordered(workers), broker_queue_lengths(queues, app=self.app)
 
-    def _inspect(self, destination: list[str] | None, timeout: float) -> Any:
-        return self.app.control.inspect(destination=destination, timeout=timeout)
+    def _inspect(self, destination: list[str] | None, timeout: float, connection: Any) -> Any:
+        return self.app.control.inspect(
+            destination=destination, timeout=timeout, connection=connection
+        )
 
 
 def _from_inspect(
@@ -240,13 +245,19 @@ class FlowerSource:
             raise SourceUnavailable(exc.code, str(exc)) from exc
 
     def _fetch(self, service: FlowerService) -> tuple[list[WorkerRecord], dict[str, int] | None]:
-        deadline = time.monotonic() + sum(service.timeout)
+        # All of Flower's answers together within one deadline, however slow it is.
+        with service.deadline(conf.FLOWER_DEADLINE):
+            return self._fetch_within(service)
+
+    def _fetch_within(
+        self, service: FlowerService
+    ) -> tuple[list[WorkerRecord], dict[str, int] | None]:
         answered = service.workers(refresh=True)
         workers: list[WorkerRecord] = []
         for name in sorted(answered):
             info = answered[name] if isinstance(answered[name], dict) else {}
             # Flower sends a worker's task lists only when asked for that worker.
-            if time.monotonic() < deadline:
+            with suppress(FlowerError):  # out of time: the worker without its task lists
                 info = {**info, **service.workers(refresh=True, name=name).get(name, {})}
             workers.append(_from_flower(name, info))
         try:
@@ -287,8 +298,8 @@ def broker_queue_lengths(queues: list[str], *, app: Any = None) -> dict[str, int
         return {}
     lengths: dict[str, int] = {}
     try:
-        with (app or current_app).connection_for_read(connect_timeout=1) as conn:
-            conn.ensure_connection(max_retries=1)
+        with broker_connection(app) as conn:
+            conn.ensure_connection(max_retries=1, timeout=BROKER_CALL_TIMEOUT)
             for queue in queues:
                 channel: Any
                 with conn.channel() as channel:
@@ -343,7 +354,7 @@ def fetch_snapshot(sources: list[WorkerSource] | None = None) -> WorkersSnapshot
 
 def fetch_budget() -> float:
     """The longest one fetch through every source may take."""
-    flower = sum(conf.FLOWER_TIMEOUT) * 2 if conf.FLOWER_URL else 0.0
+    flower = conf.FLOWER_DEADLINE if conf.FLOWER_URL else 0.0
     return flower + 3 * conf.INSPECT_TIMEOUT + 2.0
 
 
@@ -351,10 +362,26 @@ WORKERS_KEY = "taskboard:workers:v1"
 FLOWER_INFO_KEY = "taskboard:flower-info:v1"
 
 
+NOT_READY = "not_ready"  # another viewer is fetching and nothing is cached yet
+
+
 def workers_snapshot() -> WorkersSnapshot:
+    """The cached snapshot; at most one fetch per interval across every web process. A
+    viewer never waits more than a moment for another's fetch: then the previous snapshot,
+    or one that says the workers are being looked up."""
     return single_flight(
-        WORKERS_KEY, fetch_snapshot, fresh_for=conf.WORKERS_CACHE_SECONDS, budget=fetch_budget()
+        WORKERS_KEY,
+        fetch_snapshot,
+        fresh_for=conf.WORKERS_CACHE_SECONDS,
+        budget=fetch_budget(),
+        unavailable=_snapshot_not_ready,
     )
+
+
+def _snapshot_not_ready() -> WorkersSnapshot:
+    detail = _("The workers are being looked up; they appear at the next refresh.")
+    failure = SourceFailure("none", NOT_READY, detail)
+    return WorkersSnapshot("none", (), None, timezone.now(), (failure,))
 
 
 def snapshot_for(snapshot: WorkersSnapshot, *, viewer: Viewer) -> WorkersSnapshot:
@@ -398,6 +425,11 @@ def fetch_flower_info() -> FlowerInfo:
     service = FlowerService.from_settings()
     if service is None:
         return FlowerInfo(configured=False, reachable=False, url="")
+    with service.deadline(conf.FLOWER_DEADLINE):
+        return _flower_info_within(service)
+
+
+def _flower_info_within(service: FlowerService) -> FlowerInfo:
     try:
         status = service.worker_status()
         try:
@@ -416,8 +448,21 @@ def flower_info() -> FlowerInfo:
         fetch_flower_info,
         fresh_for=conf.WORKERS_CACHE_SECONDS,
         budget=fetch_budget(),
+        unavailable=_flower_info_not_ready,
     )
-    return FlowerInfo(**{**asdict(info), "source": workers_snapshot().source})
+    # The panel's source as last fetched: looking it up here would double the wait.
+    snapshot = peek(WORKERS_KEY)
+    if snapshot is None:
+        snapshot = workers_snapshot()
+    return FlowerInfo(**{**asdict(info), "source": snapshot.source})
+
+
+def _flower_info_not_ready() -> FlowerInfo:
+    service = FlowerService.from_settings()
+    detail = _("Flower is being asked; its answer appears at the next refresh.")
+    return FlowerInfo(
+        service is not None, False, service.url if service else "", error=NOT_READY, detail=detail
+    )
 
 
 def _from_epoch(value: float) -> datetime:
