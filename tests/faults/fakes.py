@@ -130,7 +130,7 @@ def celery_on(url: str) -> Iterator[None]:
 
     def fresh_pools() -> None:
         app.close()
-        app.amqp._producer_pool = None
+        app.amqp._producer_pool = None  # type: ignore[attr-defined]
 
     app.conf.update(broker_url=url, broker_transport_options=broker_transport_options(url))
     fresh_pools()

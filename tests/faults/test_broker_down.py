@@ -57,7 +57,7 @@ def test_launch_while_the_broker_is_down_is_a_503_and_no_pending_row(
         assert 'value="Mensual"' in html  # the form comes back filled in: nothing lost
         assert elapsed < 5.0
         assert not TaskExecution.objects.filter(state=TaskState.PENDING).exists()
-        failed = TaskExecution.objects.get(template_id="pruebas.informe")
+        failed = TaskExecution.objects.get(template__key="pruebas.informe")
         no_pending_ghost(failed.task_id)
 
         # Retrying the failed one (the broker still down): a 503 page, again no ghost.

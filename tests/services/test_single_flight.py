@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import time
+from collections.abc import Callable
 
 from django.core.cache import caches
 
@@ -15,10 +16,10 @@ flight = importlib.import_module("taskboard.services.workers.single_flight")
 KEY = "tbtest:flight"
 
 
-def counting():
-    calls = []
+def counting() -> tuple[list[int], Callable[[], str]]:
+    calls: list[int] = []
 
-    def fetch():
+    def fetch() -> str:
         calls.append(1)
         return "fresh"
 

@@ -6,6 +6,7 @@ every command has a socket timeout and a failed call is retried once at most."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from celery import current_app
@@ -68,3 +69,18 @@ def failure_reason(exc: BaseException) -> str:
     if "refused" in text:
         return "refused"
     return "error"
+
+
+# After a broker call failed, the panel's reads (inspect, queue lengths) skip the broker this
+# long: a frozen Redis would otherwise cost each of them its timeout, every refresh.
+DOWN_SECONDS = 5.0
+_down_until = 0.0
+
+
+def mark_broker_down() -> None:
+    global _down_until
+    _down_until = time.monotonic() + DOWN_SECONDS
+
+
+def broker_recently_down() -> bool:
+    return time.monotonic() < _down_until

@@ -186,16 +186,3 @@ def _fetch_holding(
         # The value is good: the next viewers of this process get it from memory.
         _local.set(key, entry, keep)
     return value
-
-
-def peek(key: str) -> Any:
-    """The value last stored under key, fresh or not, or None: never fetches, never waits
-    on a lock (one bounded cache read)."""
-    store: _Store = _local
-    if time.monotonic() >= _shared_down_until:
-        store = _Shared()
-    try:
-        entry = store.get(key)
-    except _CacheDown:
-        entry = _local.get(key)
-    return entry.value if isinstance(entry, _Entry) else None

@@ -8,9 +8,12 @@ single-flight across processes, so a hundred open dashboards cost one fetch per 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from contextlib import suppress
-from dataclasses import asdict, dataclass, replace
+import math
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from contextvars import ContextVar
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
@@ -22,9 +25,15 @@ from django.utils.translation import gettext as _
 from taskboard.conf import conf
 from taskboard.models import TaskExecution, WorkerHeartbeat
 from taskboard.permissions import Viewer, is_operator
-from taskboard.services.workers.broker import BROKER_CALL_TIMEOUT, broker_connection
+from taskboard.services.workers.broker import (
+    BROKER_CALL_TIMEOUT,
+    broker_connection,
+    broker_errors,
+    broker_recently_down,
+    mark_broker_down,
+)
 from taskboard.services.workers.flower import FlowerError, FlowerService
-from taskboard.services.workers.single_flight import peek, single_flight
+from taskboard.services.workers.single_flight import single_flight
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +41,26 @@ T = TypeVar("T")
 
 # Offline workers stay on the panel (greyed) this long after their last heartbeat.
 OFFLINE_SHOWN_FOR = timedelta(hours=24)
+
+# The longest one snapshot fetch may spend on Flower and the broker together: the sources
+# tried after a slow one get what is left, and skip what would not fit.
+SNAPSHOT_BUDGET = 3.0
+_deadline: ContextVar[float | None] = ContextVar("taskboard_snapshot_deadline", default=None)
+
+
+def time_left() -> float:
+    """Seconds left of the current snapshot fetch (infinite outside one)."""
+    deadline = _deadline.get()
+    return math.inf if deadline is None else deadline - time.monotonic()
+
+
+@contextmanager
+def within(seconds: float) -> Iterator[None]:
+    token = _deadline.set(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
 
 
 @dataclass(frozen=True)
@@ -153,6 +182,10 @@ class InspectSource:
     def fetch(self) -> tuple[list[WorkerRecord], dict[str, int] | None]:
         timeout = conf.INSPECT_TIMEOUT
         known = heartbeat_names()
+        if broker_recently_down():
+            raise SourceUnavailable("broker", "unreachable a moment ago")
+        if time_left() < timeout + BROKER_CALL_TIMEOUT:
+            raise SourceUnavailable("broker", "no time left")
         try:
             with broker_connection(self.app) as connection:
                 stats = self._inspect(known or None, timeout, connection).stats() or {}
@@ -165,6 +198,8 @@ class InspectSource:
         except SourceUnavailable:
             raise
         except Exception as exc:  # the broker is down or refuses us
+            if isinstance(exc, broker_errors()):
+                mark_broker_down()
             raise SourceUnavailable("broker", str(exc)[:200]) from exc
         now = timezone.now()
         workers = [
@@ -246,7 +281,7 @@ class FlowerSource:
 
     def _fetch(self, service: FlowerService) -> tuple[list[WorkerRecord], dict[str, int] | None]:
         # All of Flower's answers together within one deadline, however slow it is.
-        with service.deadline(conf.FLOWER_DEADLINE):
+        with service.deadline(min(conf.FLOWER_DEADLINE, time_left())):
             return self._fetch_within(service)
 
     def _fetch_within(
@@ -296,6 +331,8 @@ def broker_queue_lengths(queues: list[str], *, app: Any = None) -> dict[str, int
     """Messages waiting in each queue, asked of the broker (None when it cannot tell)."""
     if not queues:
         return {}
+    if broker_recently_down() or time_left() < BROKER_CALL_TIMEOUT:
+        return None  # unknown, rather than one more wait on a sick broker
     lengths: dict[str, int] = {}
     try:
         with broker_connection(app) as conn:
@@ -305,10 +342,14 @@ def broker_queue_lengths(queues: list[str], *, app: Any = None) -> dict[str, int
                 with conn.channel() as channel:
                     try:
                         _, count, _ = channel.queue_declare(queue=queue, passive=True)
+                    except broker_errors():
+                        raise  # down or frozen: not an empty queue
                     except Exception:  # Redis drops an empty queue's key: nothing waits
                         count = 0
                     lengths[queue] = int(count)
-    except Exception:
+    except Exception as exc:
+        if isinstance(exc, broker_errors()):
+            mark_broker_down()
         logger.info("taskboard: queue lengths unavailable", exc_info=True)
         return None
     return lengths
@@ -336,8 +377,13 @@ def configured_sources() -> list[WorkerSource]:
 def fetch_snapshot(sources: list[WorkerSource] | None = None) -> WorkersSnapshot:
     """Ask each source in turn; the first that answers is shown, with why the others
     before it were passed over."""
+    with within(SNAPSHOT_BUDGET):
+        return _fetch_snapshot(configured_sources() if sources is None else sources)
+
+
+def _fetch_snapshot(sources: list[WorkerSource]) -> WorkersSnapshot:
     failures: list[SourceFailure] = []
-    for source in configured_sources() if sources is None else sources:
+    for source in sources:
         try:
             workers, lengths = source.fetch()
         except SourceUnavailable as exc:
@@ -443,18 +489,28 @@ def _flower_info_within(service: FlowerService) -> FlowerInfo:
 
 
 def flower_info() -> FlowerInfo:
-    info = single_flight(
-        FLOWER_INFO_KEY,
-        fetch_flower_info,
-        fresh_for=conf.WORKERS_CACHE_SECONDS,
-        budget=fetch_budget(),
-        unavailable=_flower_info_not_ready,
-    )
-    # The panel's source as last fetched: looking it up here would double the wait.
-    snapshot = peek(WORKERS_KEY)
-    if snapshot is None:
-        snapshot = workers_snapshot()
-    return FlowerInfo(**{**asdict(info), "source": snapshot.source})
+    """Flower's state and the panel's source. The panel's snapshot comes first: when it
+    found Flower sick, that is Flower's state too (a sick Flower is not asked twice)."""
+    snapshot = workers_snapshot()
+    failed = next((f for f in snapshot.fallbacks if f.source in ("flower", "none")), None)
+    if failed is not None and (failed.source == "flower" or failed.reason == NOT_READY):
+        service = FlowerService.from_settings()
+        info = FlowerInfo(
+            service is not None,
+            False,
+            service.url if service else "",
+            error=failed.reason,
+            detail=failed.detail,
+        )
+    else:
+        info = single_flight(
+            FLOWER_INFO_KEY,
+            fetch_flower_info,
+            fresh_for=conf.WORKERS_CACHE_SECONDS,
+            budget=fetch_budget(),
+            unavailable=_flower_info_not_ready,
+        )
+    return replace(info, source=snapshot.source)
 
 
 def _flower_info_not_ready() -> FlowerInfo:
