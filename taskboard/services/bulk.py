@@ -18,7 +18,11 @@ from django.db import transaction
 from taskboard.conf import conf
 from taskboard.models import TaskExecution, TaskExecutionQuerySet
 from taskboard.permissions import Viewer, is_operator
-from taskboard.services.launch import Publication, RetryNotPossible, execution_retry
+from taskboard.services.launch import (
+    RetryNotPossible,
+    collecting_publications,
+    execution_retry,
+)
 
 
 @dataclass(frozen=True)
@@ -56,11 +60,10 @@ def executions_retry(
     # execution_retry has the last word.
     for batch in rows.retryable().batches(size=size, limit=conf.BULK_MAX_ROWS):
         executions = TaskExecution.objects.filter(pk__in=[r[0] for r in batch]).order_by("-pk")
-        publications: list[Publication] = []
-        with transaction.atomic():
+        with collecting_publications() as publications, transaction.atomic():
             for execution in executions:
                 try:
-                    execution_retry(execution=execution, by=by, publications=publications)
+                    execution_retry(execution=execution, by=by)
                 except (PermissionDenied, RetryNotPossible):
                     continue
                 retried += 1

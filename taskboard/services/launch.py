@@ -13,6 +13,9 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -150,18 +153,16 @@ def execution_can_retry(*, execution: TaskExecution, user: Viewer) -> bool:
     return can_control(user, execution) and execution_retry_problem(execution=execution) is None
 
 
-def execution_retry(
-    *, execution: TaskExecution, by: Viewer, publications: list[Publication] | None = None
-) -> TaskExecution:
+def execution_retry(*, execution: TaskExecution, by: Viewer) -> TaskExecution:
     """Enqueue execution's task again with the same arguments, owned by `by`; the new
     execution (its `retry_of` is execution).
 
     Raises PermissionDenied unless `by` is its owner or staff; RetryNotPossible when it is
     not failed, revoked or lost ("state"), its arguments were not kept ("call"), or it was
     retried already ("retried"); BrokerUnavailable when it was published at once and the
-    broker could not be reached (the new execution is then FAILURE, retryable). With
-    `publications` (bulk, inside a transaction) the publication is added there instead:
-    it is known once the transaction commits."""
+    broker could not be reached (the new execution is then FAILURE, retryable). Within
+    `collecting_publications()` (bulk, inside a transaction) the publication is added to
+    its list instead: it is known once the transaction commits."""
     if not can_control(by, execution):
         raise PermissionDenied
     problem = execution_retry_problem(execution=execution)
@@ -187,6 +188,7 @@ def execution_retry(
         kwargs=kwargs,
         by=by,
     )
+    publications = _collecting.get()
     if publications is None:
         publication.raise_if_unsent()
     else:
@@ -237,6 +239,23 @@ class Publication:
     def raise_if_unsent(self) -> None:
         if self.sent is False and self.reason:
             raise BrokerUnavailable(self.reason, (self.task_id,))
+
+
+_collecting: ContextVar[list[Publication] | None] = ContextVar(
+    "taskboard_publications", default=None
+)
+
+
+@contextmanager
+def collecting_publications() -> Iterator[list[Publication]]:
+    """The publications of the retries made inside, to count those the broker did not take
+    (once their transaction has committed) instead of raising at the first."""
+    publications: list[Publication] = []
+    token = _collecting.set(publications)
+    try:
+        yield publications
+    finally:
+        _collecting.reset(token)
 
 
 def _enqueue(

@@ -97,10 +97,11 @@ def hammer(base: str, urls: list[str], cookies: dict[str, str], seconds: float) 
             url = urls[i % len(urls)]
             i += 1
             started = time.monotonic()
+            status: int | str
             try:
                 status = session.get(base + url, headers=HX, timeout=30).status_code
             except requests.RequestException as exc:
-                status = f"{type(exc).__name__}"
+                status = type(exc).__name__
             seen.append((url, status, round(time.monotonic() - started, 2)))
         return seen
 
