@@ -184,6 +184,19 @@ if not DEBUG:
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 # --- Celery -------------------------------------------------------------------------------
+
+
+def broker_transport_options(url: str) -> dict[str, Any]:
+    """A web process never waits long on a sick broker: connect and socket timeouts on
+    every command (a frozen Redis accepts connections and then never answers). With the
+    bounded publish retry below, a launch fails within ~2 s with OperationalError, which
+    the page turns into a 503. socket_timeout stays above kombu's 1 s BRPOP, which the
+    workers block in."""
+    if url.startswith(("redis://", "rediss://")):
+        return {"socket_connect_timeout": 1.0, "socket_timeout": 2.0}
+    return {}
+
+
 # The embedded default needs no broker server: kombu's filesystem transport, with one shared
 # data folder (tasks) and a control folder (revoke/inspect broadcasts).
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
@@ -197,6 +210,15 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "control_folder": str(_broker_dir / "control"),
         "polling_interval": 0.1,
     }
+else:
+    CELERY_BROKER_TRANSPORT_OPTIONS = broker_transport_options(CELERY_BROKER_URL)
+CELERY_BROKER_CONNECTION_TIMEOUT = 1.0
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
+}
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or None
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Celery's Django fixup closes the database connections around every task unless told to
@@ -220,7 +242,14 @@ def cache_config() -> dict[str, Any]:
     CACHE_URL, else the broker when it is Redis, else files under var/ (one machine)."""
     url = os.environ.get("CACHE_URL") or CELERY_BROKER_URL
     if url.startswith(("redis://", "rediss://")):
-        return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
+        # Bounded waits: a stopped Redis fails at once, a frozen one after socket_timeout,
+        # and taskboard's callers degrade to a message instead of hanging.
+        timeout = 1.0
+        return {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": url,
+            "OPTIONS": {"socket_connect_timeout": timeout, "socket_timeout": timeout},
+        }
     return {
         "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
         "LOCATION": str(VAR_DIR / "cache"),

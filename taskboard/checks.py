@@ -35,6 +35,7 @@ through conf here). The ids are stable: a new rule takes a new id.
     taskboard.E025: TASKBOARD_BULK_MAX_ROWS: a whole number, 1 or more
     taskboard.E026: TASKBOARD_ETA_MIN_PROGRESS: a whole number from 1 to 100
     taskboard.E027: TASKBOARD_TYPICAL_DURATION_RUNS: a whole number, 1 or more
+    taskboard.E030: TASKBOARD_FLOWER_DEADLINE: a finite number of seconds, more than 0
     taskboard.E040: TASKBOARD_BUFFER_MAX_WRITES: a whole number, 1 or more
     taskboard.E041: TASKBOARD_BUFFER_MAX_BYTES: a whole number, 1 or more
     taskboard.E042: TASKBOARD_BUFFER_RETRY_SECONDS: a (first, most) pair of finite numbers
@@ -262,6 +263,7 @@ RULES: tuple[Rule, ...] = (
     Rule("TASKBOARD_BULK_MAX_ROWS", 10000, whole(1), "taskboard.E025"),
     Rule("TASKBOARD_ETA_MIN_PROGRESS", 5, whole(1, 100), "taskboard.E026"),
     Rule("TASKBOARD_TYPICAL_DURATION_RUNS", 100, whole(1), "taskboard.E027"),
+    Rule("TASKBOARD_FLOWER_DEADLINE", 2.5, positive("seconds"), "taskboard.E030"),
     Rule("TASKBOARD_BUFFER_MAX_WRITES", 10000, whole(1), "taskboard.E040"),
     Rule("TASKBOARD_BUFFER_MAX_BYTES", 16_777_216, whole(1), "taskboard.E041"),
     Rule("TASKBOARD_BUFFER_RETRY_SECONDS", (0.5, 5.0), backoff_pair(), "taskboard.E042"),

@@ -217,6 +217,12 @@ class Settings:
         return self._get("TASKBOARD_FLOWER_TIMEOUT", (1.0, 3.0), _pair)
 
     @property
+    def FLOWER_DEADLINE(self) -> float:
+        """The longest, in wall-clock seconds, one look at Flower may take in total (one call,
+        or the worker panel's few calls together), however slowly Flower sends its answer."""
+        return self._get("TASKBOARD_FLOWER_DEADLINE", 2.5, _number)
+
+    @property
     def REVOKE_VIA_FLOWER(self) -> bool:
         """Cancel and terminate through Flower's revoke (when FLOWER_URL is set) instead of
         Celery's broadcast; a Flower that fails falls back to the broadcast."""

@@ -99,6 +99,7 @@ BAD_VALUES: list[tuple[str, object, str, dict[str, object]]] = [
     ("TASKBOARD_WORKER_OFFLINE_AFTER", True, "taskboard.E014", {}),
     ("TASKBOARD_INSPECT_TIMEOUT", 0, "taskboard.E015", {}),
     ("TASKBOARD_INSPECT_TIMEOUT", "abc", "taskboard.E015", {}),
+    ("TASKBOARD_FLOWER_DEADLINE", 0, "taskboard.E030", {}),
     ("TASKBOARD_RETENTION_DAYS", -1, "taskboard.E016", {}),
     ("TASKBOARD_RETENTION_DAYS", "abc", "taskboard.E016", {}),
     ("TASKBOARD_RETENTION_DAYS", True, "taskboard.E016", {}),

@@ -11,8 +11,12 @@ from tests.processes import closed_port_url
 def test_healthy(client, db):
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok", "broker": "ok"}
+    body = response.json()
+    writes = body.pop("writes")
+    assert body == {"status": "ok", "database": "ok", "broker": "ok", "cache": "ok"}
     assert response["Cache-Control"] == "no-store"
+    assert set(writes) >= {"pending", "retried", "spilled", "replayed", "dropped"}
+    assert writes["dropped"] == 0 and writes["database_away"] == 0
 
 
 def test_answers_any_host_and_plain_http(client, db, settings):
@@ -35,6 +39,14 @@ def broker_down():
 def test_broker_down_is_503_without_its_address(client, db, broker_down):
     response = client.get("/healthz")
     assert response.status_code == 503
-    assert response.json() == {"status": "error", "database": "ok", "broker": "error"}
+    body = response.json()
+    body.pop("writes")
+    assert body == {
+        "status": "error",
+        "database": "ok",
+        "broker": "error",
+        "cache": "ok",
+        "detail": {"broker": "refused"},
+    }
     port = broker_down.rsplit(":", 1)[1].split("/")[0]
     assert port not in response.content.decode()

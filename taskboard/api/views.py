@@ -28,6 +28,7 @@ from taskboard.permissions import is_operator
 from taskboard.selectors.executions import execution_get_for, execution_search
 from taskboard.services.cancel import execution_cancel
 from taskboard.services.workers import flower_info, snapshot_for, workers_snapshot
+from taskboard.services.workers.broker import BrokerUnavailable
 
 View = TypeVar("View", bound=Callable[..., HttpResponse])
 
@@ -150,6 +151,12 @@ def cancel(request: HttpRequest, task_id: str) -> HttpResponse:
             else _("You may not cancel this task.")
         )
         raise ApiError(message, status=403) from None
+    except BrokerUnavailable:
+        message = _(
+            "The cancel is recorded, but the task queue (broker) is unreachable: a queued "
+            "task will not run, a running one stops at its next progress report."
+        )
+        raise ApiError(message, status=503) from None
     if not cancelled:
         raise ApiError(_("This task has already finished."), status=409)
     return json_response(

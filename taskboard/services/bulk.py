@@ -18,7 +18,11 @@ from django.db import transaction
 from taskboard.conf import conf
 from taskboard.models import TaskExecution, TaskExecutionQuerySet
 from taskboard.permissions import Viewer, is_operator
-from taskboard.services.launch import RetryNotPossible, execution_retry
+from taskboard.services.launch import (
+    RetryNotPossible,
+    collecting_publications,
+    execution_retry,
+)
 
 
 @dataclass(frozen=True)
@@ -28,7 +32,9 @@ class BulkResult:
     action: str
     total: int  # executions it looked at
     done: int  # cancelled (asked to stop), retried, or deleted
-    unsent: int = 0  # cancel: asked, but the revoke broadcast could not be sent
+    # cancel: asked, but the revoke broadcast could not be sent; retry: a new execution was
+    # made but its task could not be sent (the broker was unreachable: it is FAILURE)
+    unsent: int = 0
 
     @property
     def skipped(self) -> int:
@@ -43,24 +49,27 @@ def executions_retry(
     """Retry every failed, revoked or lost execution of rows through execution_retry (same
     task and arguments, a new execution linked by retry_of, owned by `by`). One transaction
     per batch; its tasks are published when it commits. Executions that cannot be retried
-    (other states, arguments not kept, retried already) are skipped."""
+    (other states, arguments not kept, retried already) are skipped. A retry whose task the
+    broker did not take is counted in `unsent` (its row says so and can be retried)."""
     if not is_operator(by):
         raise PermissionDenied
     size = batch_size or conf.BULK_BATCH_SIZE
     total = rows.count()
-    retried = 0
+    retried = unsent = 0
     # Not retried already: a second bulk retry of the same selection enqueues nothing twice.
     # execution_retry has the last word.
     for batch in rows.retryable().batches(size=size, limit=conf.BULK_MAX_ROWS):
         executions = TaskExecution.objects.filter(pk__in=[r[0] for r in batch]).order_by("-pk")
-        with transaction.atomic():
+        with collecting_publications() as publications, transaction.atomic():
             for execution in executions:
                 try:
                     execution_retry(execution=execution, by=by)
                 except (PermissionDenied, RetryNotPossible):
                     continue
                 retried += 1
-    return BulkResult(action="retry", total=total, done=retried)
+        # Published as the batch committed (each records its own failure to send).
+        unsent += sum(1 for publication in publications if publication.sent is False)
+    return BulkResult(action="retry", total=total, done=retried, unsent=unsent)
 
 
 def executions_delete(

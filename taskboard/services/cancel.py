@@ -18,15 +18,22 @@ from typing import Literal
 from celery import Celery, current_app
 from django.core.exceptions import PermissionDenied
 from django.utils import timezone
-from kombu.exceptions import OperationalError
 
 from taskboard.conf import conf
 from taskboard.models import TaskExecution, TaskExecutionQuerySet
 from taskboard.permissions import Viewer, can_control, can_terminate, is_operator
 from taskboard.services.bulk import BulkResult
+from taskboard.services.workers.broker import (
+    BrokerUnavailable,
+    broker_connection,
+    broker_errors,
+    failure_reason,
+)
 from taskboard.services.workers.flower import FlowerError, FlowerService
 
 logger = logging.getLogger(__name__)
+
+UNSENT_ERRORS: tuple[type[BaseException], ...] = (*broker_errors(), OSError)
 
 
 def execution_cancel(*, execution: TaskExecution, by: Viewer, terminate: bool = False) -> bool:
@@ -34,7 +41,10 @@ def execution_cancel(*, execution: TaskExecution, by: Viewer, terminate: bool = 
     Records who asked and when.
 
     Raises PermissionDenied unless `by` may control it (and, to terminate, is staff).
-    False when the task had already finished: nothing to cancel.
+    False when the task had already finished: nothing to cancel. Raises BrokerUnavailable
+    when the revoke could not be broadcast: the cancel is recorded all the same (a queued
+    task is refused by every worker that starts, a running one stops at its next progress
+    report).
     """
     if not can_control(by, execution):
         raise PermissionDenied
@@ -44,9 +54,13 @@ def execution_cancel(*, execution: TaskExecution, by: Viewer, terminate: bool = 
     rows = TaskExecution.objects.filter(pk=execution.pk)
     if not executions_record_cancel_request(rows=rows, by=by, now=now):
         return False
-    TaskManager().revoke(execution.task_id, terminate=terminate)
     execution.cancel_requested_by = by  # type: ignore[assignment]
     execution.cancel_requested_at = now
+    try:
+        TaskManager().revoke(execution.task_id, terminate=terminate)
+    except broker_errors() as exc:
+        logger.warning("taskboard: could not broadcast the revoke of %s", execution.task_id)
+        raise BrokerUnavailable(failure_reason(exc), (execution.task_id,)) from exc
     return True
 
 
@@ -87,7 +101,7 @@ def executions_cancel(
         task_ids = [task_id for _, task_id in batch]
         try:
             TaskManager().revoke_many(task_ids)
-        except (OperationalError, OSError):
+        except UNSENT_ERRORS:
             logger.exception("taskboard: could not broadcast the revoke of %d tasks", asked)
             unsent += asked
     return BulkResult(action="cancel", total=total, done=cancelled, unsent=unsent)
@@ -132,11 +146,15 @@ class TaskManager:
                 )
             else:
                 return "flower"
-        self.app.control.revoke(task_id, terminate=terminate, signal=TERMINATE_SIGNAL)
+        with broker_connection(self.app) as connection:
+            self.app.control.revoke(
+                task_id, terminate=terminate, signal=TERMINATE_SIGNAL, connection=connection
+            )
         return "control"
 
     def revoke_many(self, task_ids: list[str]) -> RevokeChannel:
         """Revoke queued tasks in one broadcast (a running one stops at its next progress
         report). Always Celery's channel: Flower revokes one task per request."""
-        self.app.control.revoke(task_ids)
+        with broker_connection(self.app) as connection:
+            self.app.control.revoke(task_ids, connection=connection)
         return "control"

@@ -3,13 +3,19 @@
 Both enqueue through `_enqueue`: the new execution's row is written first (owner, template,
 `retry_of`, the call kept for a later retry), then the task is published once the caller's
 transaction commits, owned by whoever launched it. If the broker refuses the message the row
-says so (FAILURE, "could not be enqueued") instead of waiting forever as PENDING.
+says so (FAILURE, "could not be sent", written through the recorder so the state rule holds)
+instead of waiting forever as PENDING, and, when the publish ran at once (no enclosing
+transaction), the caller gets BrokerUnavailable: the page answers 503 and says so.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +30,7 @@ from taskboard.models import RETRYABLE_STATES, TaskExecution, TaskState, TaskTem
 from taskboard.permissions import Viewer, can_control, can_view, is_operator
 from taskboard.selectors.executions import execution_retries
 from taskboard.selectors.templates import template_list_launchable
+from taskboard.services.workers.broker import BrokerUnavailable, broker_errors, failure_reason
 from taskboard.tracking import summaries
 from taskboard.tracking.calls import Call, call_arguments, call_record
 from taskboard.tracking.ownership import launched_by
@@ -101,7 +108,7 @@ def template_launch(*, template: TaskTemplate, user: Viewer, kwargs: dict[str, A
     names = {p["name"] for p in parameters_of(template.parameters)}
     if OWNER_PARAMETER in names:
         kwargs[OWNER_PARAMETER] = user.pk  # the seed's convention: user_id is the launcher
-    execution = _enqueue(
+    execution, publication = _enqueue(
         row={
             "task_name": capped("task_name", template.task_name),
             "display_name": capped("display_name", template.display_name),
@@ -115,6 +122,7 @@ def template_launch(*, template: TaskTemplate, user: Viewer, kwargs: dict[str, A
         kwargs=kwargs,
         by=user,
     )
+    publication.raise_if_unsent()
     return execution.task_id
 
 
@@ -151,7 +159,10 @@ def execution_retry(*, execution: TaskExecution, by: Viewer) -> TaskExecution:
 
     Raises PermissionDenied unless `by` is its owner or staff; RetryNotPossible when it is
     not failed, revoked or lost ("state"), its arguments were not kept ("call"), or it was
-    retried already ("retried")."""
+    retried already ("retried"); BrokerUnavailable when it was published at once and the
+    broker could not be reached (the new execution is then FAILURE, retryable). Within
+    `collecting_publications()` (bulk, inside a transaction) the publication is added to
+    its list instead: it is known once the transaction commits."""
     if not can_control(by, execution):
         raise PermissionDenied
     problem = execution_retry_problem(execution=execution)
@@ -162,7 +173,7 @@ def execution_retry(*, execution: TaskExecution, by: Viewer) -> TaskExecution:
         args, kwargs = call_arguments(call)
     except ValueError:
         raise RetryNotPossible(str(CALL_NOT_KEPT), code="call") from None
-    return _enqueue(
+    new, publication = _enqueue(
         row={
             "task_name": execution.task_name,
             "display_name": execution.display_name,
@@ -177,6 +188,12 @@ def execution_retry(*, execution: TaskExecution, by: Viewer) -> TaskExecution:
         kwargs=kwargs,
         by=by,
     )
+    publications = _collecting.get()
+    if publications is None:
+        publication.raise_if_unsent()
+    else:
+        publications.append(publication)
+    return new
 
 
 @dataclass(frozen=True)
@@ -211,21 +228,64 @@ def execution_retry_panel(*, execution: TaskExecution, viewer: Viewer) -> RetryP
 # --- Enqueueing ---------------------------------------------------------------------------
 
 
+@dataclass
+class Publication:
+    """Whether a task's message went out: None until its transaction commits."""
+
+    task_id: str
+    sent: bool | None = None
+    reason: str = ""  # why not (broker unreachable: refused, timeout, error)
+
+    def raise_if_unsent(self) -> None:
+        if self.sent is False and self.reason:
+            raise BrokerUnavailable(self.reason, (self.task_id,))
+
+
+_collecting: ContextVar[list[Publication] | None] = ContextVar(
+    "taskboard_publications", default=None
+)
+
+
+@contextmanager
+def collecting_publications() -> Iterator[list[Publication]]:
+    """The publications of the retries made inside, to count those the broker did not take
+    (once their transaction has committed) instead of raising at the first."""
+    publications: list[Publication] = []
+    token = _collecting.set(publications)
+    try:
+        yield publications
+    finally:
+        _collecting.reset(token)
+
+
 def _enqueue(
     *, row: dict[str, Any], args: list[Any], kwargs: dict[str, Any], by: Viewer
-) -> TaskExecution:
-    """Create the new execution's row, then publish its task once the transaction commits."""
+) -> tuple[TaskExecution, Publication]:
+    """Create the new execution's row, then publish its task once the transaction commits
+    (at once outside a transaction)."""
     execution = TaskExecution.objects.create(
         task_id=str(uuid.uuid4()), state=TaskState.PENDING, user_id=by.pk, **row
     )
     task_name, task_id, owner = execution.task_name, execution.task_id, by.pk or 0
-    transaction.on_commit(lambda: _publish(task_name, task_id, args, kwargs, owner))
-    return execution
+    publication = Publication(task_id)
+
+    def publish() -> None:
+        publication.sent, publication.reason = _publish(task_name, task_id, args, kwargs, owner)
+
+    transaction.on_commit(publish)
+    return execution, publication
 
 
 def _publish(
     task_name: str, task_id: str, args: list[Any], kwargs: dict[str, Any], owner: int
-) -> None:
+) -> tuple[bool, str]:
+    """Send the task; (sent, why not: a word when the broker was unreachable, "" when the
+    failure was another). A message not sent leaves its row FAILURE, never PENDING."""
+    if time.monotonic() < _broker_down_until:
+        # It failed a moment ago (a bulk retry, a burst of launches): do not wait on it
+        # once per task.
+        _record_unsent(task_id, "BrokerUnreachable", _unsent_message(_broker_down_reason))
+        return False, _broker_down_reason
     # The owner travels with the message (tracking's header) in a request or not, so
     # tasks this one launches belong to the same person.
     try:
@@ -235,18 +295,51 @@ def _publish(
                 task.apply_async(args=tuple(args), kwargs=kwargs, task_id=task_id)
             else:  # a task only the workers know: by name, routed like any other
                 current_app.send_task(task_name, args=args, kwargs=kwargs, task_id=task_id)
+    except broker_errors() as exc:
+        reason = failure_reason(exc)
+        logger.warning(
+            "taskboard: could not send %s (%s): the broker is unreachable (%s)",
+            task_name,
+            task_id,
+            reason,
+        )
+        _mark_broker_down(reason)
+        _record_unsent(task_id, "BrokerUnreachable", _unsent_message(reason))
+        return False, reason
     except Exception as exc:
         logger.exception("taskboard: could not enqueue %s (%s)", task_name, task_id)
         kind, message = summaries.exception_summary(exc)
-        apply(
-            Write(
-                ("task_id", task_id),
-                TaskState.FAILURE,
-                {
-                    "finished_at": timezone.now(),
-                    "exception_type": kind,
-                    # Stored, like every recorded error, in the language of the code.
-                    "exception_message": f"Could not be enqueued: {message}",
-                },
-            )
+        _record_unsent(task_id, kind, f"Could not be enqueued: {message}")
+        return False, ""
+    return True, ""
+
+
+BROKER_DOWN_SECONDS = 3.0  # after a failed publish, later ones fail at once this long
+_broker_down_until = 0.0
+_broker_down_reason = ""
+
+
+def _mark_broker_down(reason: str) -> None:
+    global _broker_down_until, _broker_down_reason
+    _broker_down_until = time.monotonic() + BROKER_DOWN_SECONDS
+    _broker_down_reason = reason
+
+
+def _unsent_message(reason: str) -> str:
+    # Stored, like every recorded error, in the language of the code; never an address.
+    return (
+        f"Could not be sent: the task queue (broker) is unreachable ({reason}). "
+        "Nothing ran; retry it once the broker is back."
+    )
+
+
+def _record_unsent(task_id: str, kind: str, message: str) -> None:
+    # Only from PENDING: a worker that recorded the task got the message after all.
+    apply(
+        Write(
+            ("task_id", task_id),
+            TaskState.FAILURE,
+            {"finished_at": timezone.now(), "exception_type": kind, "exception_message": message},
+            from_states=frozenset({TaskState.PENDING}),
         )
+    )

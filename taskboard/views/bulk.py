@@ -202,4 +202,7 @@ def run(request: HttpRequest) -> HttpResponse:
     except Refused as refused:
         return _refuse(refused)
     result = selection.action.run(rows=selection.rows(request.user), by=request.user)
-    return render(request, "taskboard/bulk-done.html", {**_described(selection), "result": result})
+    # Retries the broker did not take: recorded as not sent, and the page says so (503).
+    status = 503 if result.action == "retry" and result.unsent else 200
+    context = {**_described(selection), "result": result}
+    return render(request, "taskboard/bulk-done.html", context, status=status)

@@ -16,8 +16,16 @@ from taskboard.permissions import can_control
 from taskboard.selectors.executions import execution_children, execution_get_for
 from taskboard.services.cancel import execution_cancel
 from taskboard.services.launch import RetryNotPossible, execution_retry, execution_retry_panel
+from taskboard.services.workers.broker import BrokerUnavailable
 from taskboard.views.htmx import CHANGED_EVENT, HtmxHttpRequest
-from taskboard.views.launch import to_task
+from taskboard.views.launch import broker_unavailable, to_task
+
+
+def cancel_unsent_message() -> str:
+    return _(
+        "The cancel is recorded, but the task queue (broker) is unreachable: a queued task "
+        "will not run, a running one stops at its next progress report."
+    )
 
 
 def _execution_or_404(request: HttpRequest, task_id: str) -> TaskExecution:
@@ -59,6 +67,8 @@ def cancel(request: HtmxHttpRequest, task_id: str) -> HttpResponse:
         cancelled = execution_cancel(execution=execution, by=request.user, terminate=terminate)
     except PermissionDenied:  # the service holds the rule: owner or staff, terminate staff
         return HttpResponse(_("You may not cancel this task."), status=403)
+    except BrokerUnavailable:
+        return HttpResponse(cancel_unsent_message(), status=503)
     if not cancelled:
         return HttpResponse(_("This task has already finished."), status=409)
     response = render(request, "taskboard/fragments/progress.html", {"execution": execution})
@@ -79,4 +89,6 @@ def retry(request: HtmxHttpRequest, task_id: str) -> HttpResponse:
         return HttpResponse(_("You may not retry this task."), status=403)
     except RetryNotPossible as problem:
         return HttpResponse(problem.reason, status=409)
+    except BrokerUnavailable as unsent:
+        return broker_unavailable(request, unsent)
     return to_task(request, new.task_id)

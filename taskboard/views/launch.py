@@ -14,12 +14,27 @@ from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import HttpResponseClientRedirect
 
 from taskboard.forms import TemplateLaunchForm
+from taskboard.middleware import broker_unavailable_response
 from taskboard.selectors.templates import template_get_active, template_list_launchable
 from taskboard.services.launch import (
     template_can_launch,
     template_launch,
 )
+from taskboard.services.workers.broker import BrokerUnavailable
 from taskboard.views.htmx import HtmxHttpRequest
+
+
+def unsent_message(unsent: BrokerUnavailable) -> str:
+    return _(
+        "The task queue (broker) is unreachable: the task was not sent, and nothing ran. "
+        "It is recorded as not sent; try again in a moment."
+    )
+
+
+def broker_unavailable(request: HtmxHttpRequest, unsent: BrokerUnavailable) -> HttpResponse:
+    """503 after a launch or retry the broker did not take, with the row that says so."""
+    url = reverse("taskboard:detail", args=[unsent.task_ids[0]]) if unsent.task_ids else ""
+    return broker_unavailable_response(request, unsent_message(unsent), execution_url=url)
 
 
 def to_task(request: HtmxHttpRequest, task_id: str) -> HttpResponse:
@@ -62,8 +77,16 @@ def template_launch_page(request: HtmxHttpRequest, key: str) -> HttpResponse:
                     form.add_error(name if name in form.fields else None, messages)
             except PermissionDenied:
                 return HttpResponse(_("You may not launch this task."), status=403)
+            except BrokerUnavailable as unsent:
+                # The form again, filled in: nothing the user typed is lost.
+                form.add_error(None, unsent_message(unsent))
+                status = 503
             else:
                 return to_task(request, task_id)
-        status = 400
+        else:
+            status = 400
     page = "taskboard/fragments/launch-form.html" if request.htmx else "taskboard/launch.html"
-    return render(request, page, {"template": template, "form": form}, status=status)
+    response = render(request, page, {"template": template, "form": form}, status=status)
+    if status == 503:
+        response["Retry-After"] = "10"
+    return response

@@ -1,12 +1,25 @@
-"""FlowerService: Flower 2.x's HTTP API, with short timeouts and errors that say what failed."""
+"""FlowerService: Flower 2.x's HTTP API, with short timeouts and errors that say what failed.
+
+Every call has a total wall-clock deadline, not only requests' (connect, read) timeouts: a
+Flower that sends one byte every second never trips a per-read timeout, so at the deadline
+a watchdog shuts the call's socket down and the call fails as FlowerTimeout.
+"""
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
 from django.utils.translation import gettext as _
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from taskboard.conf import conf
 
@@ -41,8 +54,58 @@ def public_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
+# --- The deadline: the connections a call uses, shut down when its time is up -------------
+
+_calling = threading.local()  # .connections: the connections of this thread's current call
+
+
+class _TrackedHTTPConnection(HTTPConnection):
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        connections = getattr(_calling, "connections", None)
+        if connections is not None:
+            connections.append(self)
+        super().request(*args, **kwargs)
+
+
+class _TrackedHTTPSConnection(HTTPSConnection):
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        connections = getattr(_calling, "connections", None)
+        if connections is not None:
+            connections.append(self)
+        super().request(*args, **kwargs)
+
+
+class _TrackedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _TrackedHTTPConnection
+
+
+class _TrackedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _TrackedHTTPSConnection
+
+
+class _DeadlineAdapter(HTTPAdapter):
+    """requests' adapter whose connections say which call uses them."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _TrackedHTTPPool,
+            "https": _TrackedHTTPSPool,
+        }
+
+
+def _cut(connections: list[HTTPConnection], fired: threading.Event) -> None:
+    fired.set()
+    for connection in connections:
+        sock = getattr(connection, "sock", None)
+        if sock is not None:
+            with suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked read: it sees EOF
+
+
 class FlowerService:
-    """One Flower instance: base URL, basic auth, (connect, read) timeouts."""
+    """One Flower instance: base URL, basic auth, (connect, read) timeouts, and a total
+    deadline for each call (and, within `deadline()`, for a sequence of calls)."""
 
     def __init__(
         self,
@@ -51,10 +114,16 @@ class FlowerService:
         user: str = "",
         password: str = "",
         timeout: tuple[float, float] = (1.0, 3.0),
+        total: float = 2.5,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self.total = total
+        self._until: float | None = None  # a sequence's deadline (monotonic)
         self.session = requests.Session()
+        adapter = _DeadlineAdapter()
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
         if user or password:
             self.session.auth = (user, password)
         self.session.headers["Accept"] = "application/json"
@@ -70,23 +139,56 @@ class FlowerService:
             user=conf.FLOWER_USER,
             password=conf.FLOWER_PASSWORD,
             timeout=conf.FLOWER_TIMEOUT,
+            total=conf.FLOWER_DEADLINE,
         )
 
     @property
     def url(self) -> str:
         return public_url(self.base_url)
 
+    @contextmanager
+    def deadline(self, seconds: float) -> Iterator[None]:
+        """Every call inside ends within `seconds` from now, all of them together."""
+        previous = self._until
+        self._until = time.monotonic() + seconds
+        try:
+            yield
+        finally:
+            self._until = previous
+
     def _request(self, method: str, path: str, params: dict[str, Any] | None = None) -> Any:
+        now = time.monotonic()
+        until = now + self.total
+        if self._until is not None:
+            until = min(until, self._until)
+        remaining = until - now
+        if remaining <= 0:
+            raise FlowerTimeout(_("no time left to ask Flower"))
+        connect, read = self.timeout
+        timeout = (min(connect, remaining), min(read, remaining))
+        connections: list[HTTPConnection] = []
+        fired = threading.Event()
+        watchdog = threading.Timer(remaining, _cut, (connections, fired))
+        watchdog.daemon = True
+        _calling.connections = connections
+        watchdog.start()
         try:
             response = self.session.request(
-                method, self.base_url + path, params=params, timeout=self.timeout
+                method, self.base_url + path, params=params, timeout=timeout
             )
-        except requests.Timeout as exc:
-            raise FlowerTimeout(str(exc)) from exc
-        except requests.ConnectionError as exc:
-            raise FlowerUnreachable(_reason(exc)) from exc
         except requests.RequestException as exc:
+            if fired.is_set():
+                raise FlowerTimeout(_("no complete answer in time")) from exc
+            if isinstance(exc, requests.Timeout):
+                raise FlowerTimeout(str(exc)) from exc
+            if isinstance(exc, requests.ConnectionError):
+                raise FlowerUnreachable(_reason(exc)) from exc
             raise FlowerError(str(exc)) from exc
+        finally:
+            watchdog.cancel()
+            _calling.connections = None
+            if fired.is_set():  # its sockets are shut: none goes back to the pool
+                self.session.close()
         self.server = response.headers.get("Server", "")
         if response.status_code in (401, 403):
             raise FlowerAuthError(f"HTTP {response.status_code}")

@@ -8,19 +8,30 @@ single-flight across processes, so a hundred open dashboards cost one fetch per 
 from __future__ import annotations
 
 import logging
+import math
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from contextvars import ContextVar
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from celery import current_app
 from django.utils import timezone
 from django.utils.module_loading import import_string
+from django.utils.translation import gettext as _
 
 from taskboard.conf import conf
 from taskboard.models import TaskExecution, WorkerHeartbeat
 from taskboard.permissions import Viewer, is_operator
+from taskboard.services.workers.broker import (
+    BROKER_CALL_TIMEOUT,
+    broker_connection,
+    broker_errors,
+    broker_recently_down,
+    mark_broker_down,
+)
 from taskboard.services.workers.flower import FlowerError, FlowerService
 from taskboard.services.workers.single_flight import single_flight
 
@@ -30,6 +41,26 @@ T = TypeVar("T")
 
 # Offline workers stay on the panel (greyed) this long after their last heartbeat.
 OFFLINE_SHOWN_FOR = timedelta(hours=24)
+
+# The longest one snapshot fetch may spend on Flower and the broker together: the sources
+# tried after a slow one get what is left, and skip what would not fit.
+SNAPSHOT_BUDGET = 3.0
+_deadline: ContextVar[float | None] = ContextVar("taskboard_snapshot_deadline", default=None)
+
+
+def time_left() -> float:
+    """Seconds left of the current snapshot fetch (infinite outside one)."""
+    deadline = _deadline.get()
+    return math.inf if deadline is None else deadline - time.monotonic()
+
+
+@contextmanager
+def within(seconds: float) -> Iterator[None]:
+    token = _deadline.set(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
 
 
 @dataclass(frozen=True)
@@ -151,17 +182,24 @@ class InspectSource:
     def fetch(self) -> tuple[list[WorkerRecord], dict[str, int] | None]:
         timeout = conf.INSPECT_TIMEOUT
         known = heartbeat_names()
+        if broker_recently_down():
+            raise SourceUnavailable("broker", "unreachable a moment ago")
+        if time_left() < timeout + BROKER_CALL_TIMEOUT:
+            raise SourceUnavailable("broker", "no time left")
         try:
-            stats = self._inspect(known or None, timeout).stats() or {}
-            if not stats:
-                raise SourceUnavailable("no_workers", f"{timeout:g}")
-            answered = sorted(stats)
-            inspect = self._inspect(answered, timeout)
-            active = inspect.active() or {}
-            active_queues = inspect.active_queues() or {}
+            with broker_connection(self.app) as connection:
+                stats = self._inspect(known or None, timeout, connection).stats() or {}
+                if not stats:
+                    raise SourceUnavailable("no_workers", f"{timeout:g}")
+                answered = sorted(stats)
+                inspect = self._inspect(answered, timeout, connection)
+                active = inspect.active() or {}
+                active_queues = inspect.active_queues() or {}
         except SourceUnavailable:
             raise
         except Exception as exc:  # the broker is down or refuses us
+            if isinstance(exc, broker_errors()):
+                mark_broker_down()
             raise SourceUnavailable("broker", str(exc)[:200]) from exc
         now = timezone.now()
         workers = [
@@ -173,8 +211,10 @@ class InspectSource:
         queues = sorted({queue for worker in workers for queue in worker.queues})
         return _ordered(workers), broker_queue_lengths(queues, app=self.app)
 
-    def _inspect(self, destination: list[str] | None, timeout: float) -> Any:
-        return self.app.control.inspect(destination=destination, timeout=timeout)
+    def _inspect(self, destination: list[str] | None, timeout: float, connection: Any) -> Any:
+        return self.app.control.inspect(
+            destination=destination, timeout=timeout, connection=connection
+        )
 
 
 def _from_inspect(
@@ -240,13 +280,19 @@ class FlowerSource:
             raise SourceUnavailable(exc.code, str(exc)) from exc
 
     def _fetch(self, service: FlowerService) -> tuple[list[WorkerRecord], dict[str, int] | None]:
-        deadline = time.monotonic() + sum(service.timeout)
+        # All of Flower's answers together within one deadline, however slow it is.
+        with service.deadline(min(conf.FLOWER_DEADLINE, time_left())):
+            return self._fetch_within(service)
+
+    def _fetch_within(
+        self, service: FlowerService
+    ) -> tuple[list[WorkerRecord], dict[str, int] | None]:
         answered = service.workers(refresh=True)
         workers: list[WorkerRecord] = []
         for name in sorted(answered):
             info = answered[name] if isinstance(answered[name], dict) else {}
             # Flower sends a worker's task lists only when asked for that worker.
-            if time.monotonic() < deadline:
+            with suppress(FlowerError):  # out of time: the worker without its task lists
                 info = {**info, **service.workers(refresh=True, name=name).get(name, {})}
             workers.append(_from_flower(name, info))
         try:
@@ -285,19 +331,25 @@ def broker_queue_lengths(queues: list[str], *, app: Any = None) -> dict[str, int
     """Messages waiting in each queue, asked of the broker (None when it cannot tell)."""
     if not queues:
         return {}
+    if broker_recently_down() or time_left() < BROKER_CALL_TIMEOUT:
+        return None  # unknown, rather than one more wait on a sick broker
     lengths: dict[str, int] = {}
     try:
-        with (app or current_app).connection_for_read(connect_timeout=1) as conn:
-            conn.ensure_connection(max_retries=1)
+        with broker_connection(app) as conn:
+            conn.ensure_connection(max_retries=1, timeout=BROKER_CALL_TIMEOUT)
             for queue in queues:
                 channel: Any
                 with conn.channel() as channel:
                     try:
                         _, count, _ = channel.queue_declare(queue=queue, passive=True)
+                    except broker_errors():
+                        raise  # down or frozen: not an empty queue
                     except Exception:  # Redis drops an empty queue's key: nothing waits
                         count = 0
                     lengths[queue] = int(count)
-    except Exception:
+    except Exception as exc:
+        if isinstance(exc, broker_errors()):
+            mark_broker_down()
         logger.info("taskboard: queue lengths unavailable", exc_info=True)
         return None
     return lengths
@@ -325,8 +377,13 @@ def configured_sources() -> list[WorkerSource]:
 def fetch_snapshot(sources: list[WorkerSource] | None = None) -> WorkersSnapshot:
     """Ask each source in turn; the first that answers is shown, with why the others
     before it were passed over."""
+    with within(SNAPSHOT_BUDGET):
+        return _fetch_snapshot(configured_sources() if sources is None else sources)
+
+
+def _fetch_snapshot(sources: list[WorkerSource]) -> WorkersSnapshot:
     failures: list[SourceFailure] = []
-    for source in configured_sources() if sources is None else sources:
+    for source in sources:
         try:
             workers, lengths = source.fetch()
         except SourceUnavailable as exc:
@@ -343,7 +400,7 @@ def fetch_snapshot(sources: list[WorkerSource] | None = None) -> WorkersSnapshot
 
 def fetch_budget() -> float:
     """The longest one fetch through every source may take."""
-    flower = sum(conf.FLOWER_TIMEOUT) * 2 if conf.FLOWER_URL else 0.0
+    flower = conf.FLOWER_DEADLINE if conf.FLOWER_URL else 0.0
     return flower + 3 * conf.INSPECT_TIMEOUT + 2.0
 
 
@@ -351,10 +408,26 @@ WORKERS_KEY = "taskboard:workers:v1"
 FLOWER_INFO_KEY = "taskboard:flower-info:v1"
 
 
+NOT_READY = "not_ready"  # another viewer is fetching and nothing is cached yet
+
+
 def workers_snapshot() -> WorkersSnapshot:
+    """The cached snapshot; at most one fetch per interval across every web process. A
+    viewer never waits more than a moment for another's fetch: then the previous snapshot,
+    or one that says the workers are being looked up."""
     return single_flight(
-        WORKERS_KEY, fetch_snapshot, fresh_for=conf.WORKERS_CACHE_SECONDS, budget=fetch_budget()
+        WORKERS_KEY,
+        fetch_snapshot,
+        fresh_for=conf.WORKERS_CACHE_SECONDS,
+        budget=fetch_budget(),
+        unavailable=_snapshot_not_ready,
     )
+
+
+def _snapshot_not_ready() -> WorkersSnapshot:
+    detail = _("The workers are being looked up; they appear at the next refresh.")
+    failure = SourceFailure("none", NOT_READY, detail)
+    return WorkersSnapshot("none", (), None, timezone.now(), (failure,))
 
 
 def snapshot_for(snapshot: WorkersSnapshot, *, viewer: Viewer) -> WorkersSnapshot:
@@ -398,6 +471,11 @@ def fetch_flower_info() -> FlowerInfo:
     service = FlowerService.from_settings()
     if service is None:
         return FlowerInfo(configured=False, reachable=False, url="")
+    with service.deadline(conf.FLOWER_DEADLINE):
+        return _flower_info_within(service)
+
+
+def _flower_info_within(service: FlowerService) -> FlowerInfo:
     try:
         status = service.worker_status()
         try:
@@ -411,13 +489,36 @@ def fetch_flower_info() -> FlowerInfo:
 
 
 def flower_info() -> FlowerInfo:
-    info = single_flight(
-        FLOWER_INFO_KEY,
-        fetch_flower_info,
-        fresh_for=conf.WORKERS_CACHE_SECONDS,
-        budget=fetch_budget(),
+    """Flower's state and the panel's source. The panel's snapshot comes first: when it
+    found Flower sick, that is Flower's state too (a sick Flower is not asked twice)."""
+    snapshot = workers_snapshot()
+    failed = next((f for f in snapshot.fallbacks if f.source in ("flower", "none")), None)
+    if failed is not None and (failed.source == "flower" or failed.reason == NOT_READY):
+        service = FlowerService.from_settings()
+        info = FlowerInfo(
+            service is not None,
+            False,
+            service.url if service else "",
+            error=failed.reason,
+            detail=failed.detail,
+        )
+    else:
+        info = single_flight(
+            FLOWER_INFO_KEY,
+            fetch_flower_info,
+            fresh_for=conf.WORKERS_CACHE_SECONDS,
+            budget=fetch_budget(),
+            unavailable=_flower_info_not_ready,
+        )
+    return replace(info, source=snapshot.source)
+
+
+def _flower_info_not_ready() -> FlowerInfo:
+    service = FlowerService.from_settings()
+    detail = _("Flower is being asked; its answer appears at the next refresh.")
+    return FlowerInfo(
+        service is not None, False, service.url if service else "", error=NOT_READY, detail=detail
     )
-    return FlowerInfo(**{**asdict(info), "source": workers_snapshot().source})
 
 
 def _from_epoch(value: float) -> datetime:
