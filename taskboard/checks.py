@@ -35,6 +35,7 @@ through conf here). The ids are stable: a new rule takes a new id.
     taskboard.E025: TASKBOARD_BULK_MAX_ROWS: a whole number, 1 or more
     taskboard.E026: TASKBOARD_ETA_MIN_PROGRESS: a whole number from 1 to 100
     taskboard.E027: TASKBOARD_TYPICAL_DURATION_RUNS: a whole number, 1 or more
+    taskboard.E060: TASKBOARD_RECONCILE_INTERVAL: a finite number of seconds, 0 or more
     taskboard.W001: MIDDLEWARE: holds taskboard.middleware.TaskboardMiddleware
     taskboard.W002: FLOWER_PASSWORD: set when FLOWER_URL is (and "flower" is a worker source)
     taskboard.W003: TASKBOARD_WORKER_OFFLINE_AFTER: more than TASKBOARD_HEARTBEAT_INTERVAL
@@ -226,6 +227,7 @@ RULES: tuple[Rule, ...] = (
     Rule("TASKBOARD_BULK_MAX_ROWS", 10000, whole(1), "taskboard.E025"),
     Rule("TASKBOARD_ETA_MIN_PROGRESS", 5, whole(1, 100), "taskboard.E026"),
     Rule("TASKBOARD_TYPICAL_DURATION_RUNS", 100, whole(1), "taskboard.E027"),
+    Rule("TASKBOARD_RECONCILE_INTERVAL", 15.0, non_negative("seconds"), "taskboard.E060"),
 )
 
 

@@ -141,6 +141,8 @@ BAD_VALUES: list[tuple[str, object, str, dict[str, object]]] = [
     ("TASKBOARD_TYPICAL_DURATION_RUNS", 0, "taskboard.E027", {}),
     ("TASKBOARD_TYPICAL_DURATION_RUNS", "abc", "taskboard.E027", {}),
     ("TASKBOARD_TYPICAL_DURATION_RUNS", NAN, "taskboard.E027", {}),
+    ("TASKBOARD_RECONCILE_INTERVAL", -1, "taskboard.E060", {}),
+    ("TASKBOARD_RECONCILE_INTERVAL", "abc", "taskboard.E060", {}),
 ]
 
 
