@@ -215,7 +215,12 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_VISIBILITY_TIMEOUT = int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600"))
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+        # Every live worker looks for such messages every 10 s (kombu's default: 100 s).
+        "unacked_restore_interval": 10,
+        "unacked_restore_throttle": 1,
+    }
 # taskboard's reconciliation has a queue of its own (every worker consumes it: see
 # docker-compose.yml and sgm/run.py), so it never waits behind the work it reconciles.
 CELERY_TASK_ROUTES = {"taskboard.mark_lost": {"queue": "taskboard"}}

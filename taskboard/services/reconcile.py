@@ -20,10 +20,13 @@ The rules (README "Guarantees"):
    message of a dead worker is given back after the visibility timeout), not run by any live
    worker, and found so on two runs at least TASKBOARD_WORKER_OFFLINE_AFTER apart (a message
    acknowledged by a worker that just started the task is in nobody's list for a moment).
-   A broker that cannot be asked proves nothing: no LOST.
-4. A PENDING row was never received: its message waits in the broker. Nothing can prove it
-   gone without reading every queue, so it is left alone (a publish that failed is recorded
-   at publish time, not here).
+   A broker that cannot be asked proves nothing: no LOST. Reading the broker costs one
+   pass over those queues, only when such rows exist.
+4. A PENDING row (older than 3 x TASKBOARD_WORKER_OFFLINE_AFTER, at least 30 s) waits for
+   a worker while its message is in the broker. One whose message is provably gone in the
+   same way (a worker took it and died before its RECEIVED or STARTED write, or ran it to
+   an end it could not write) is LOST: "message lost". The queues read are the row's own
+   and every queue a live worker consumes.
 
 Rows that a live worker lists as running are never LOST, whatever worker they name (an
 idempotent task given back and run again elsewhere). LOST is written like every other
@@ -209,33 +212,47 @@ def _mark_messages_lost(
     now: datetime,
     spare: set[str],
 ) -> int:
-    candidates: dict[str, tuple[int, str, str, datetime | None]] = {}
+    # task_id -> (pk, state, worker named in the message, queue)
+    candidates: dict[str, tuple[int, str, str, str]] = {}
     for beat in beats:
         rows = TaskExecution.objects.filter(state=TaskState.RECEIVED, worker=beat.hostname)
         if beat in live:  # only what an earlier process under this name had taken
             rows = rows.filter(received_at__lt=beat.started_at)
-        for pk, task_id, queue, received_at in rows.values_list(
-            "pk", "task_id", "queue", "received_at"
-        )[:BATCH]:
-            if task_id not in spare:
-                candidates[task_id] = (pk, beat.hostname, queue, received_at)
+        for pk, task_id, queue in rows.values_list("pk", "task_id", "queue")[:BATCH]:
+            candidates[task_id] = (pk, TaskState.RECEIVED, beat.hostname, queue)
+    # Never received as far as the record knows: a worker that died may have taken it (its
+    # RECEIVED/STARTED write was still waiting) or run it to an end it could not write.
+    settled = now - timedelta(seconds=max(30.0, 3 * conf.WORKER_OFFLINE_AFTER))
+    pending = TaskExecution.objects.filter(state=TaskState.PENDING, created_at__lt=settled)
+    for pk, task_id, queue in pending.order_by("pk").values_list("pk", "task_id", "queue")[:BATCH]:
+        candidates[task_id] = (pk, TaskState.PENDING, "", queue)
+    for task_id in spare & candidates.keys():
+        del candidates[task_id]
     if not candidates:
         _remember_absent({})
         return 0
-    present = messages_present(candidates.keys(), {queue for _, _, queue, _ in candidates.values()})
+    queues = {queue for *_, queue in candidates.values() if queue}
+    for beat in live:
+        queues |= {str(queue) for queue in beat.queues or [] if isinstance(queue, str)}
+    present = messages_present(candidates.keys(), queues)
     if present is None:
         return 0  # the broker cannot tell: nothing is proven
     absent = {task_id for task_id in candidates if task_id not in present}
     seen = _absent_before()
-    confirmed_before = now - timedelta(seconds=conf.WORKER_OFFLINE_AFTER)
+    confirmed_before = (now - timedelta(seconds=conf.WORKER_OFFLINE_AFTER)).timestamp()
     stamp = now.timestamp()
     _remember_absent({task_id: seen.get(task_id, stamp) for task_id in absent})
     writes = []
     for task_id in absent:
         first = seen.get(task_id)
-        if first is None or first > confirmed_before.timestamp():
+        if first is None or first > confirmed_before:
             continue  # seen gone once: confirmed on a later run
-        pk, worker, _, _ = candidates[task_id]
+        pk, state, worker, _ = candidates[task_id]
+        message = (
+            f"Message lost with worker {worker}."
+            if worker
+            else "Message lost: no worker runs it and the broker holds it no more."
+        )
         writes.append(
             Write(
                 ("pk", pk),
@@ -244,10 +261,10 @@ def _mark_messages_lost(
                     "finished_at": now,
                     "lost_at": now,
                     "exception_type": "MessageLost",
-                    "exception_message": f"Message lost with worker {worker}.",
+                    "exception_message": message,
                 },
-                conditions={"worker": worker},
-                from_states=frozenset({TaskState.RECEIVED}),
+                conditions={"worker": worker} if worker else {},
+                from_states=frozenset({state}),
             )
         )
     return len(apply_many(writes))

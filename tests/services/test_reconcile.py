@@ -189,7 +189,11 @@ def test_received_message_of_a_dead_worker_is_lost_once_proven_gone(db, settings
     held = make_execution(
         worker="dead@host", state=TaskState.RECEIVED, queue="celery", received_at=now
     )
-    waiting = make_execution(state=TaskState.PENDING, queue="celery")
+    waiting = make_execution(state=TaskState.PENDING, queue="celery")  # just published
+    long_ago = now - timedelta(minutes=5)
+    vanished = make_execution(state=TaskState.PENDING, queue="celery", created_at=long_ago)
+    backlog = make_execution(state=TaskState.PENDING, queue="celery", created_at=long_ago)
+    redis_client.rpush("celery", json.dumps({"headers": {"id": backlog.task_id}}))
     # Still in the broker: one queued again, one unacknowledged (held by a worker).
     redis_client.lpush("celery", json.dumps({"headers": {"id": queued.task_id}}))
     redis_client.hset(
@@ -198,13 +202,15 @@ def test_received_message_of_a_dead_worker_is_lost_once_proven_gone(db, settings
     try:
         assert executions_mark_lost(now=now) == 0  # seen gone once: not yet proof
         assert executions_mark_lost(now=now + timedelta(seconds=5)) == 0  # too soon
-        assert executions_mark_lost(now=now + timedelta(seconds=11)) == 1
+        assert executions_mark_lost(now=now + timedelta(seconds=11)) == 2
     finally:
         redis_client.delete("celery", "unacked")
     states = dict(TaskExecution.objects.values_list("pk", "state"))
     assert states[gone.pk] == TaskState.LOST
     assert states[queued.pk] == states[held.pk] == TaskState.RECEIVED
-    assert states[waiting.pk] == TaskState.PENDING  # never received: waiting, never LOST
+    assert states[waiting.pk] == states[backlog.pk] == TaskState.PENDING  # in the broker
+    # Published long ago, in no queue and held by no worker: taken by a worker that died.
+    assert states[vanished.pk] == TaskState.LOST
     gone.refresh_from_db()
     assert gone.exception_message == "Message lost with worker dead@host."
     assert gone.lost_at is not None
