@@ -111,7 +111,9 @@ def executions_mark_lost(*, now: datetime | None = None) -> int:
                 {"worker": worker, "started_at__lt": beat.started_at},
                 Lost("WorkerLostError", f"Worker {worker} restarted while the task was running."),
                 now=now,
-                spare=running_somewhere,
+                # A beat may lack the worker's clock, but what it lists the new process runs
+                # (it may have taken work before its first beat recorded its start).
+                spare=running_somewhere | listed_ids(beat),
             )
             marked += _mark_no_longer_run(beat, now=now, spare=running_somewhere)
         else:
@@ -140,6 +142,12 @@ def active_ids(beat: WorkerHeartbeat) -> set[str] | None:
             return None
         ids.add(entry["id"])
     return ids
+
+
+def listed_ids(beat: WorkerHeartbeat) -> set[str]:
+    """Every id the beat lists, whatever else it says (a listed task is being run)."""
+    active = beat.active if isinstance(beat.active, list) else []
+    return {e["id"] for e in active if isinstance(e, dict) and isinstance(e.get("id"), str)}
 
 
 def no_longer_run_margin() -> timedelta:
@@ -290,7 +298,9 @@ def _remember_absent(absent: dict[str, float]) -> None:
         logger.warning("taskboard: reconciliation could not keep its memory", exc_info=True)
 
 
-def messages_present(task_ids: Iterable[str], queues: Iterable[str]) -> set[str] | None:
+def messages_present(
+    task_ids: Iterable[str], queues: Iterable[str], *, app: Any = None
+) -> set[str] | None:
     """Which of these task ids still have a message in the broker (queued, or held
     unacknowledged by some worker, dead or alive). None when the broker cannot tell.
 
@@ -300,9 +310,10 @@ def messages_present(task_ids: Iterable[str], queues: Iterable[str]) -> set[str]
     gone. Other transports: unknown."""
     from celery import current_app
 
+    app = app or _app or current_app
     wanted = {task_id.encode() for task_id in task_ids}
     try:
-        with current_app.connection_for_read() as conn:
+        with app.connection_for_read() as conn:
             conn.ensure_connection(max_retries=1)
             driver = conn.transport.driver_type
             if driver == "filesystem":
@@ -312,7 +323,7 @@ def messages_present(task_ids: Iterable[str], queues: Iterable[str]) -> set[str]
             channel: Any = conn.default_channel
             client = channel.client
             raw: list[bytes] = list(client.hvals(channel.unacked_key))
-            for queue in set(queues) or {current_app.conf.task_default_queue}:
+            for queue in set(queues) or {app.conf.task_default_queue}:
                 for priority in channel.priority_steps:
                     key = channel._q_for_pri(queue, priority)
                     length = int(client.llen(key))
@@ -330,6 +341,9 @@ def messages_present(task_ids: Iterable[str], queues: Iterable[str]) -> set[str]
         blob = message if isinstance(message, bytes) else str(message).encode()
         present |= {task_id for task_id in wanted if task_id in blob}
     return {task_id.decode() for task_id in present}
+
+
+_app: Any = None  # the Celery app of the web process that started a reconcile thread
 
 
 # --- Run from the web ----------------------------------------------------------------------
@@ -351,6 +365,11 @@ def reconcile_from_web() -> None:
     except Exception:
         logger.warning("taskboard: reconciliation gate unavailable", exc_info=True)
         return
+    global _app
+    from celery import current_app
+
+    # Celery's current app is per thread: the reconcile thread is handed this one's.
+    _app = getattr(current_app, "_get_current_object", lambda: current_app)()
     thread = threading.Thread(target=_reconcile_in_thread, name="taskboard-reconcile", daemon=True)
     thread.start()
     thread.join(WEB_WAIT_SECONDS)
