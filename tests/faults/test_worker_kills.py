@@ -265,3 +265,42 @@ def test_only_worker_killed_shows_lost_from_the_web(workers, dashboard):
     assert row.exception_type == "WorkerLostError" and worker.name in row.exception_message
     assert row.lost_at is not None
     print(f"\nLOST {elapsed:.1f} s after the only worker was killed")
+
+
+def pool_pid_running(worker: WorkerProcess, task_id: str) -> int:
+    """The pool process that runs this task (Celery's inspect names it)."""
+    for _ in range(50):
+        active = celery_app.control.inspect(destination=[worker.name], timeout=1).active() or {}
+        for request in active.get(worker.name, []):
+            if request.get("id") == task_id and request.get("worker_pid"):
+                return int(request["worker_pid"])
+        time.sleep(0.2)
+    raise AssertionError(f"{task_id} is not running on {worker.name}")
+
+
+def test_pool_process_killed_is_recorded_at_once_or_run_again(workers):
+    """No poll, no reconcile: the worker's main process records what its dead pool process
+    ran (WorkerLostError), or, for an idempotent task, gives the message back to run again."""
+    worker = workers(queues=("oom",), concurrency=2)
+    once = nap.apply_async((30,), queue="oom")
+    again = nap_again.apply_async((3,), queue="oom")
+    for result in (once, again):
+        running = TaskExecution.objects.filter(task_id=result.id, state__in=RUNNING_STATES)
+        wait_until(running.exists, timeout=30)
+        _kill(pool_pid_running(worker, result.id))  # the OOM killer
+    killed = time.monotonic()
+    wait_until(
+        lambda: TaskExecution.objects.filter(task_id=once.id, state=TaskState.LOST).exists(),
+        timeout=10,
+    )
+    recorded_after = time.monotonic() - killed
+    row = TaskExecution.objects.get(task_id=once.id)
+    assert row.exception_type == "WorkerLostError" and row.lost_at is not None
+    assert f"on worker {worker.name} died" in row.exception_message
+    # Given back at once (reject_on_worker_lost) and run to its end by a new pool process.
+    wait_until(
+        lambda: TaskExecution.objects.filter(task_id=again.id, state=TaskState.SUCCESS).exists(),
+        timeout=30,
+    )
+    assert worker.log().count(f"[{again.id}] received") == 2
+    print(f"\nWorkerLostError recorded LOST {recorded_after:.1f} s after the pool kill")
