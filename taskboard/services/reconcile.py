@@ -305,9 +305,8 @@ def messages_present(
     unacknowledged by some worker, dead or alive). None when the broker cannot tell.
 
     Redis: the queues' lists and the `unacked` hash are read (a message of a dead worker
-    stays there until a live worker restores it, after the visibility timeout). The
-    filesystem transport deletes a message as a worker takes it: a RECEIVED message is
-    gone. Other transports: unknown."""
+    stays there until a live worker restores it, after the visibility timeout). Other
+    transports (the embedded filesystem one included): unknown."""
     from celery import current_app
 
     app = app or _app or current_app
@@ -316,8 +315,6 @@ def messages_present(
         with app.connection_for_read() as conn:
             conn.ensure_connection(max_retries=1)
             driver = conn.transport.driver_type
-            if driver == "filesystem":
-                return set()
             if driver != "redis":
                 return None
             channel: Any = conn.default_channel
