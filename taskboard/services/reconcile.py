@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -100,6 +100,7 @@ def executions_mark_lost(*, now: datetime | None = None) -> int:
     running_somewhere: set[str] = set()
     for beat in live:
         running_somewhere |= active_ids(beat) or set()
+    suspects = Suspects(now)
     marked = 0
     for beat in beats:
         worker = beat.hostname
@@ -115,7 +116,7 @@ def executions_mark_lost(*, now: datetime | None = None) -> int:
                 # (it may have taken work before its first beat recorded its start).
                 spare=running_somewhere | listed_ids(beat),
             )
-            marked += _mark_no_longer_run(beat, now=now, spare=running_somewhere)
+            marked += _mark_no_longer_run(beat, now=now, spare=running_somewhere, suspects=suspects)
         else:
             marked += _mark(
                 TaskExecution.objects.running().filter(worker=worker),
@@ -124,7 +125,8 @@ def executions_mark_lost(*, now: datetime | None = None) -> int:
                 now=now,
                 spare=running_somewhere,
             )
-    marked += _mark_messages_lost(beats, live, now=now, spare=running_somewhere)
+    marked += _mark_messages_lost(beats, live, now=now, spare=running_somewhere, suspects=suspects)
+    suspects.save()
     return marked
 
 
@@ -157,7 +159,9 @@ def no_longer_run_margin() -> timedelta:
     return timedelta(seconds=max(2 * conf.HEARTBEAT_INTERVAL, conf.STARTED_WRITE_DELAY + 1))
 
 
-def _mark_no_longer_run(beat: WorkerHeartbeat, *, now: datetime, spare: set[str]) -> int:
+def _mark_no_longer_run(
+    beat: WorkerHeartbeat, *, now: datetime, spare: set[str], suspects: Suspects
+) -> int:
     ids = active_ids(beat)
     if ids is None or beat.clock is None:
         return 0  # unknown: nothing proves the worker stopped running anything
@@ -173,6 +177,7 @@ def _mark_no_longer_run(beat: WorkerHeartbeat, *, now: datetime, spare: set[str]
         ),
         now=now,
         spare=spare | ids,
+        confirm=suspects.confirmed,
     )
 
 
@@ -184,6 +189,7 @@ def _mark(
     now: datetime,
     spare: set[str],
     from_states: frozenset[str] = RUNNING_STATES,
+    confirm: Callable[[str], bool] | None = None,
 ) -> int:
     fields = {
         "finished_at": now,
@@ -204,7 +210,7 @@ def _mark(
                 from_states=from_states,
             )
             for pk, task_id in batch
-            if task_id not in spare
+            if task_id not in spare and (confirm is None or confirm(task_id))
         ]
         marked += len(apply_many(writes))
     return marked
@@ -219,6 +225,7 @@ def _mark_messages_lost(
     *,
     now: datetime,
     spare: set[str],
+    suspects: Suspects,
 ) -> int:
     # task_id -> (pk, state, worker named in the message, queue)
     candidates: dict[str, tuple[int, str, str, str]] = {}
@@ -237,7 +244,6 @@ def _mark_messages_lost(
     for task_id in spare & candidates.keys():
         del candidates[task_id]
     if not candidates:
-        _remember_absent({})
         return 0
     queues = {queue for *_, queue in candidates.values() if queue}
     for beat in live:
@@ -246,14 +252,9 @@ def _mark_messages_lost(
     if present is None:
         return 0  # the broker cannot tell: nothing is proven
     absent = {task_id for task_id in candidates if task_id not in present}
-    seen = _absent_before()
-    confirmed_before = (now - timedelta(seconds=conf.WORKER_OFFLINE_AFTER)).timestamp()
-    stamp = now.timestamp()
-    _remember_absent({task_id: seen.get(task_id, stamp) for task_id in absent})
     writes = []
     for task_id in absent:
-        first = seen.get(task_id)
-        if first is None or first > confirmed_before:
+        if not suspects.confirmed(task_id):
             continue  # seen gone once: confirmed on a later run
         pk, state, worker, _ = candidates[task_id]
         message = (
@@ -276,6 +277,27 @@ def _mark_messages_lost(
             )
         )
     return len(apply_many(writes))
+
+
+class Suspects:
+    """Rows an inference says are lost, remembered between runs (in the shared cache): one
+    is marked only when the inference held on a run at least TASKBOARD_WORKER_OFFLINE_AFTER
+    earlier too. A moment's appearance (a task just accepted, a final write still on its
+    way, a message just acknowledged by the worker starting it) never makes a LOST."""
+
+    def __init__(self, now: datetime) -> None:
+        self.before = _absent_before()
+        self.now = now.timestamp()
+        self.threshold = self.now - conf.WORKER_OFFLINE_AFTER
+        self.current: dict[str, float] = {}
+
+    def confirmed(self, task_id: str) -> bool:
+        first = self.before.get(task_id)
+        self.current[task_id] = self.now if first is None else first
+        return first is not None and first <= self.threshold
+
+    def save(self) -> None:
+        _remember_absent(self.current)
 
 
 def _absent_before() -> dict[str, float]:
