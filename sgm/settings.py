@@ -184,6 +184,9 @@ if not DEBUG:
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 # --- Celery -------------------------------------------------------------------------------
+# Seconds Redis waits before giving a dead worker's messages to another (see the delivery
+# policy below): size it to the longest task.
+CELERY_VISIBILITY_TIMEOUT = int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600"))
 
 
 def broker_transport_options(url: str) -> dict[str, Any]:
@@ -193,7 +196,15 @@ def broker_transport_options(url: str) -> dict[str, Any]:
     the page turns into a 503. socket_timeout stays above kombu's 1 s BRPOP, which the
     workers block in."""
     if url.startswith(("redis://", "rediss://")):
-        return {"socket_connect_timeout": 1.0, "socket_timeout": 2.0}
+        return {
+            "socket_connect_timeout": 1.0,
+            "socket_timeout": 2.0,
+            # The delivery policy below: what a dead worker held comes back after this.
+            "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+            # Every live worker looks for such messages every 10 s (kombu's default: 100 s).
+            "unacked_restore_interval": 10,
+            "unacked_restore_throttle": 1,
+        }
     return {}
 
 
@@ -228,9 +239,24 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
+# Delivery policy (README "Guarantees"): a worker takes one message per free process
+# (prefetch 1: a worker that dies holds few, and long tasks do not queue behind each
+# other); tasks declared idempotent (@track_task(idempotent=True)) are acknowledged only
+# once finished and given back when their process dies. A message a dead worker held is
+# given back by Redis after the visibility timeout: size it to the longest task (a task
+# running longer is delivered again to another worker meanwhile).
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# taskboard's reconciliation has a queue of its own (every worker consumes it: see
+# docker-compose.yml and sgm/run.py), so it never waits behind the work it reconciles.
+CELERY_TASK_ROUTES = {"taskboard.mark_lost": {"queue": "taskboard"}}
 CELERY_BEAT_SCHEDULE = {
-    # Running tasks whose worker died become LOST instead of "running" forever.
-    "taskboard-mark-lost": {"task": "taskboard.mark_lost", "schedule": 30.0},
+    # Rows whose worker died (or that no worker runs any more) become LOST instead of
+    # "running" forever. Expires: a run nobody picked up in time is dropped, not piled up.
+    "taskboard-mark-lost": {
+        "task": "taskboard.mark_lost",
+        "schedule": 15.0,
+        "options": {"queue": "taskboard", "expires": 15.0},
+    },
     # Retention (TASKBOARD_RETENTION_DAYS), in small batches, once an hour.
     "taskboard-prune": {"task": "taskboard.prune", "schedule": 3600.0},
 }

@@ -189,6 +189,12 @@ class Settings:
         return self._get("TASKBOARD_WORKER_OFFLINE_AFTER", 10.0, _number)
 
     @property
+    def RECONCILE_INTERVAL(self) -> float:
+        """Seconds between reconciliations started from the web (dashboard polls, any web
+        process, single-flight); 0: only beat runs it."""
+        return self._get("TASKBOARD_RECONCILE_INTERVAL", 15.0, _number)
+
+    @property
     def INSPECT_TIMEOUT(self) -> float:
         """Seconds Celery's inspect() waits for workers to answer."""
         return self._get("TASKBOARD_INSPECT_TIMEOUT", 1.0, _number)

@@ -8,10 +8,15 @@ from taskboard.services.notifications import EMAIL_TASK, notifications_email
 from taskboard.services.reconcile import executions_mark_lost
 from taskboard.services.retention import executions_prune, retention_cutoff
 
+# On its own queue (RECONCILE_QUEUE), so it never waits behind the work it reconciles; the
+# web runs the same service too (services.reconcile.reconcile_from_web), so it runs even
+# when no worker does.
+RECONCILE_QUEUE = "taskboard"
 
-@shared_task(name="taskboard.mark_lost", ignore_result=True)
+
+@shared_task(name="taskboard.mark_lost", ignore_result=True, queue=RECONCILE_QUEUE)
 def mark_lost() -> int:
-    """Running tasks whose worker is gone become LOST."""
+    """Rows whose worker is gone, or that no worker runs any more, become LOST."""
     return executions_mark_lost()
 
 

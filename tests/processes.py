@@ -160,8 +160,9 @@ def start_worker(
     concurrency: int = 2,
     extra_env: dict[str, str] | None = None,
     wait: bool = True,
+    name: str | None = None,
 ) -> WorkerProcess:
-    name = f"tbtest-{uuid.uuid4().hex[:8]}@localhost"
+    name = name or f"tbtest-{uuid.uuid4().hex[:8]}@localhost"
     log_path = tmp / f"{name.split('@')[0]}.log"
     env = {
         **os.environ,

@@ -151,6 +151,8 @@ BAD_VALUES: list[tuple[str, object, str, dict[str, object]]] = [
     ("TASKBOARD_BUFFER_RETRY_SECONDS", 1.0, "taskboard.E042", {}),
     ("TASKBOARD_SPILL_DIR", "var/spill", "taskboard.E043", {}),
     ("TASKBOARD_SPILL_DIR", 5, "taskboard.E043", {}),
+    ("TASKBOARD_RECONCILE_INTERVAL", -1, "taskboard.E060", {}),
+    ("TASKBOARD_RECONCILE_INTERVAL", "abc", "taskboard.E060", {}),
 ]
 
 

@@ -95,6 +95,9 @@ def test_commands():
     services = compose()["services"]
     assert services["web"]["command"][:2] == ["gunicorn", "sgm.wsgi:application"]
     assert services["worker"]["command"][:4] == ["celery", "-A", "sgm", "worker"]
+    # Workers consume taskboard's own queue (reconciliation, routed there by the settings).
+    queues = services["worker"]["command"][services["worker"]["command"].index("-Q") + 1]
+    assert "taskboard" in queues.split(",") and "celery" in queues.split(",")
     assert services["beat"]["command"][:4] == ["celery", "-A", "sgm", "beat"]
     assert services["flower"]["command"][:4] == ["celery", "-A", "sgm", "flower"]
     # Scalable with --scale worker=N: no fixed name, no published port.

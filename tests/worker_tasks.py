@@ -131,3 +131,21 @@ def informe(
 def log_in_fails(username: str, password: str) -> None:
     """Always fails; called with a password, so its call is never kept."""
     raise PermissionError(f"{username} could not log in")
+
+
+# --- Worker kills (tests/faults/test_worker_kills.py) -------------------------------------
+
+
+@shared_task
+def nap(seconds: float) -> float:
+    """At most once: a worker that dies while it naps leaves it LOST."""
+    time.sleep(seconds)
+    return seconds
+
+
+@shared_task
+@track_task("pruebas.nap_again", "pruebas", "Siesta repetible", idempotent=True)
+def nap_again(seconds: float) -> float:
+    """Idempotent: acknowledged once finished, given back when its process dies."""
+    time.sleep(seconds)
+    return seconds

@@ -14,6 +14,7 @@ class AsientosDescuadradosError(Exception):
     """Business error: the period cannot close while entries do not balance."""
 
 
+# Not idempotent: a close posts the closing entries.
 @shared_task(bind=True)
 @track_task("contabilidad.cerrar_periodo", "contabilidad", "Cierre contable del periodo")
 def cerrar_periodo(self: Any, periodo: str, user_id: int | None = None) -> dict[str, Any]:
@@ -30,8 +31,11 @@ def cerrar_periodo(self: Any, periodo: str, user_id: int | None = None) -> dict[
     return {"periodo": periodo, "asientos": len(asientos)}
 
 
+# Idempotent: matching statements against the ledger again finds the same matches.
 @shared_task(bind=True, max_retries=3)
-@track_task("contabilidad.conciliar_banco", "contabilidad", "Conciliación bancaria")
+@track_task(
+    "contabilidad.conciliar_banco", "contabilidad", "Conciliación bancaria", idempotent=True
+)
 def conciliar_banco(self: Any, cuenta: str, fallos: int = 1) -> dict[str, Any]:
     """Fails `fallos` times with a transient error, then succeeds."""
     if self.request.retries < fallos:

@@ -11,6 +11,8 @@ from celery import shared_task
 from taskboard.utils import report_progress, track_task
 
 
+# Not idempotent: consolidating a payroll twice pays twice. Run at most once: a worker that
+# dies mid-run leaves it LOST, for a person to look at.
 @shared_task(bind=True)
 @track_task("nomina.consolidar", "nomina", "Consolidar nómina")
 def consolidar_nomina(
@@ -29,8 +31,9 @@ def consolidar_nomina(
     return {"periodo_id": periodo_id, "empleados": empleados, "total_neto": str(total)}
 
 
+# Idempotent: exporting again writes the same PDFs. A worker that dies gives it back.
 @shared_task(bind=True)
-@track_task("nomina.exportar", "nomina", "Exportar nóminas a PDF")
+@track_task("nomina.exportar", "nomina", "Exportar nóminas a PDF", idempotent=True)
 def exportar_nominas(
     self: Any, periodo_id: int, user_id: int | None = None, paginas: int = 600, pausa: float = 0.5
 ) -> dict[str, Any]:

@@ -248,6 +248,60 @@ def on_task_failure(
         )
 
 
+# --- A pool process that died (the worker's main process reports it) ------------------
+
+
+@signals.task_failure.connect(weak=False, dispatch_uid="taskboard.worker_lost")
+def on_worker_lost(
+    sender: Any = None,
+    task_id: str | None = None,
+    exception: BaseException | None = None,
+    args: Sequence[Any] | None = None,
+    kwargs: Mapping[str, Any] | None = None,
+    **_: Any,
+) -> None:
+    """The pool process running the task died (killed by the OOM killer, or the task ended
+    its own process): Celery's main process sends task_failure with WorkerLostError from
+    Request.on_failure; the pool process itself never reports anything. Recorded LOST at
+    once: the task did not fail on its own terms, it stopped with its process.
+
+    Not sent when the message is given back to the broker instead (an idempotent task:
+    acks_late + reject_on_worker_lost): its next run records itself, and a row no worker
+    runs any more is reconciled from the heartbeats (services.reconcile)."""
+    from celery.exceptions import WorkerLostError
+
+    with never_raise("worker lost"):
+        if not task_id or not isinstance(exception, WorkerLostError):
+            return
+        name = getattr(sender, "name", None)
+        if not name or not meta_for(str(name)).tracked:
+            return
+        meta = meta_for(str(name))
+        request = getattr(sender, "request", None)
+        hostname = str(getattr(request, "hostname", "") or "")
+        now = timezone.now()
+        call_args, call_kwargs = tuple(args or ()), dict(kwargs or {})
+        owner = resolve_owner(meta, call_args, call_kwargs, getattr(request, OWNER_HEADER, None))
+        # Sent in the consumer, which must not wait on the database: written behind, now.
+        buffer.put(
+            Write(
+                task_lookup(task_id),
+                TaskState.LOST,
+                {
+                    "finished_at": now,
+                    "lost_at": now,
+                    "exception_type": "WorkerLostError",
+                    "exception_message": (
+                        f"The process running the task on worker {hostname} died: {exception}"
+                    ),
+                    **({"worker": capped("worker", hostname)} if hostname else {}),
+                },
+                # Only if the publisher's row is missing (computed by the flushing thread).
+                create=lambda: identity(meta, call_args, call_kwargs, owner, request),
+            )
+        )
+
+
 @signals.task_retry.connect(weak=False, dispatch_uid="taskboard.retry")
 def on_task_retry(
     sender: Any = None, request: Any = None, reason: Any = None, einfo: Any = None, **_: Any

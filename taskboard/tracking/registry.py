@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from celery import current_app
+from celery import current_app, signals
 from django.db import DatabaseError, IntegrityError
 
 from taskboard.conf import conf
@@ -33,6 +33,9 @@ class TaskSpec:
     description: str = ""
     # Initial values of the launch form (JSON); the admin may edit them afterwards.
     default_kwargs: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    # Safe to run twice: its message is acknowledged only once it has finished, and given
+    # back to the broker when its process dies (README "Guarantees", delivery policy).
+    idempotent: bool = False
 
 
 @dataclass(frozen=True)
@@ -184,9 +187,14 @@ def track_task(
     *,
     description: str = "",
     default_kwargs: Mapping[str, Any] | None = None,
+    idempotent: bool = False,
 ) -> Callable[[F], F]:
     """Declare a task's template key, module and display name (and, for its launch form,
     a description and default kwargs; its parameters are read from the signature).
+
+    ``idempotent=True`` says the task may safely run twice: it gets Celery's
+    ``acks_late`` and ``reject_on_worker_lost``, so a worker that dies gives its message
+    back and another run does the work (at-least-once instead of at-most-once).
 
     Stacks under ``@shared_task`` (or over it)::
 
@@ -200,13 +208,36 @@ def track_task(
         display_name=display_name or key,
         description=description,
         default_kwargs={k: parameters.json_safe(v) for k, v in (default_kwargs or {}).items()},
+        idempotent=idempotent,
     )
 
     def decorator(obj: F) -> F:
         _registry[key] = spec
         target = inspect.unwrap(obj) if inspect.isfunction(obj) else obj
         setattr(target, SPEC_ATTRIBUTE, spec)
+        if not inspect.isfunction(obj):  # stacked over @shared_task: the task itself
+            apply_delivery_policy(obj)
         _meta_cache.clear()
         return obj
 
     return decorator
+
+
+def apply_delivery_policy(task: Any) -> None:
+    """An idempotent task is acknowledged late and given back when its process dies."""
+    spec = getattr(getattr(task, "run", None), SPEC_ATTRIBUTE, None) or getattr(
+        task, SPEC_ATTRIBUTE, None
+    )
+    if spec is not None and spec.idempotent:
+        task.acks_late = True
+        task.reject_on_worker_lost = True
+
+
+@signals.worker_init.connect(weak=False, dispatch_uid="taskboard.delivery_policy")
+def apply_delivery_policies(**_: Any) -> None:
+    """Under @shared_task the decorator sees only the function: the task is made later, by
+    Celery. The worker reads acks_late when it builds its consumer, after worker_init (the
+    task modules are imported by then) and before the pool forks."""
+    with never_raise("delivery policy"):
+        for task in list(current_app.tasks.values()):
+            apply_delivery_policy(task)

@@ -22,6 +22,7 @@ from taskboard.selectors.stats import (
     module_recent_failures,
     module_stats,
 )
+from taskboard.services.reconcile import reconcile_from_web
 from taskboard.services.workers import WorkersSnapshot, snapshot_for, workers_snapshot
 from taskboard.tables import list_filters, task_table
 from taskboard.views.charts import line_chart
@@ -44,17 +45,27 @@ def _list_context(request: HttpRequest) -> dict[str, Any]:
 def dashboard(request: HtmxHttpRequest) -> HttpResponse:
     # An htmx request to the page (a filter form, a sort link) gets the list fragment alone.
     if request.htmx:
-        return render(request, "taskboard/fragments/task-list.html", _list_context(request))
+        return _polled(
+            render(request, "taskboard/fragments/task-list.html", _list_context(request))
+        )
     # Every panel is server-rendered on the first load; htmx only refreshes them.
     # ...but the workers panel, which may wait on Flower or a broadcast: it loads by itself.
     context = {**_list_context(request), **stats_context(request)}
     return render(request, "taskboard/dashboard.html", context)
 
 
+def _polled(response: HttpResponse) -> HttpResponse:
+    """A dashboard poll also keeps the record true: at most once per interval across every
+    web process, it runs the reconciliation (its own connection; never fails the poll), so
+    a deployment whose only worker died still shows its tasks LOST."""
+    reconcile_from_web()
+    return response
+
+
 @login_required
 @require_GET
 def list_fragment(request: HtmxHttpRequest) -> HttpResponse:
-    return render(request, "taskboard/fragments/task-list.html", _list_context(request))
+    return _polled(render(request, "taskboard/fragments/task-list.html", _list_context(request)))
 
 
 def _workers_context(request: HttpRequest) -> dict[str, Any]:
@@ -66,7 +77,7 @@ def _workers_context(request: HttpRequest) -> dict[str, Any]:
 @login_required
 @require_GET
 def workers_fragment(request: HtmxHttpRequest) -> HttpResponse:
-    return render(request, "taskboard/fragments/workers.html", _workers_context(request))
+    return _polled(render(request, "taskboard/fragments/workers.html", _workers_context(request)))
 
 
 CHART_DAYS = 7
@@ -76,7 +87,7 @@ CHART_DAYS = 7
 @require_GET
 def stats_fragment(request: HtmxHttpRequest) -> HttpResponse:
     context = stats_context(request, module=request.GET.get("module", ""))
-    return render(request, "taskboard/fragments/stats.html", context)
+    return _polled(render(request, "taskboard/fragments/stats.html", context))
 
 
 def _percent(rate: float | None) -> float | None:
