@@ -81,12 +81,14 @@ def test_last_seen_is_the_databases_clock_and_clock_the_workers(writer, monkeypa
 
 def test_every_running_task_is_listed(writer):
     requests = {Request(f"task-{n}", "tests.long") for n in range(250)}
-    state.active_requests.update(requests)  # type: ignore[arg-type]
+    for request in requests:
+        state.active_requests.add(request)
     try:
         writer.attach(Consumer())
         beat = wait_until(lambda: (b := row()) and len(b.active) == 250 and b, timeout=5)
     finally:
-        state.active_requests.difference_update(requests)  # type: ignore[arg-type]
+        for request in requests:
+            state.active_requests.discard(request)
     assert {task["id"] for task in beat.active} == {r.id for r in requests}
     later = wait_until(lambda: (b := row()) and not b.active and b, timeout=5)
     assert later.active == []
