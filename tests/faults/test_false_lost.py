@@ -41,12 +41,12 @@ def short_offline_threshold(settings: Any) -> None:
     settings.TASKBOARD_WORKER_OFFLINE_AFTER = OFFLINE_AFTER
 
 
-def launch(queue: str, count: int, owner: Any) -> list[AsyncResult]:
+def launch(queue: str, count: int, owner: Any) -> list[AsyncResult[Any]]:
     with launched_by(owner):
         return [progress_then_wait.apply_async((TASK_SECONDS,), queue=queue) for _ in range(count)]
 
 
-def wait_running(results: list[AsyncResult], worker: WorkerProcess) -> None:
+def wait_running(results: list[AsyncResult[Any]], worker: WorkerProcess) -> None:
     ids = [result.id for result in results]
     wait_until(
         lambda: (
@@ -74,7 +74,7 @@ def reconcile_until(done: Callable[[], bool], *, timeout: float) -> int:
     return rounds
 
 
-def all_final(results: list[AsyncResult]) -> Callable[[], bool]:
+def all_final(results: list[AsyncResult[Any]]) -> Callable[[], bool]:
     ids = [result.id for result in results]
 
     def final() -> bool:
@@ -83,7 +83,7 @@ def all_final(results: list[AsyncResult]) -> Callable[[], bool]:
     return final
 
 
-def assert_succeeded_and_never_lost(results: list[AsyncResult], owner: Any) -> None:
+def assert_succeeded_and_never_lost(results: list[AsyncResult[Any]], owner: Any) -> None:
     rows = list(TaskExecution.objects.filter(task_id__in=[r.id for r in results]))
     assert len(rows) == len(results)
     recorded = {(row.state, row.lost_at, row.exception_type) for row in rows}
