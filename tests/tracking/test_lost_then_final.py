@@ -229,5 +229,10 @@ def test_a_real_workers_success_replaces_a_lost_recorded_meanwhile(worker, ana):
         timeout=10,
     )
     assert done.lost_at is not None and done.result_summary
-    notification = notification_of(done)
-    assert notification.state == TaskState.SUCCESS and notification.read_at is None
+    # Corrected by the worker right after its write committed.
+    notification = wait_until(
+        lambda: TaskNotification.objects.filter(execution=done, state=TaskState.SUCCESS).first(),
+        timeout=10,
+    )
+    assert notification.read_at is None
+    assert TaskNotification.objects.filter(execution=done).count() == 1
