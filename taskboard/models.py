@@ -61,15 +61,38 @@ ALLOWED_FROM: dict[str, frozenset[str]] = {
         }
     ),
     TaskState.RETRY: ACTIVE_STATES,
-    TaskState.SUCCESS: ACTIVE_STATES,
-    TaskState.FAILURE: ACTIVE_STATES,
+    # LOST is an inference (its worker looked gone); the worker's own final state is a
+    # fact and replaces it, but only when written by the worker that ran the task (see
+    # SAME_WORKER_ONLY).
+    TaskState.SUCCESS: ACTIVE_STATES | {TaskState.LOST},
+    TaskState.FAILURE: ACTIVE_STATES | {TaskState.LOST},
     TaskState.REVOKED: ACTIVE_STATES,
     TaskState.LOST: ACTIVE_STATES,
 }
+# Transitions ALLOWED_FROM permits only to a write conditioned on the row's worker being
+# the writer (`worker = <its hostname>` in the UPDATE): a late final state of the worker
+# that ran the task, never another worker's or a person's.
+SAME_WORKER_ONLY: dict[str, frozenset[str]] = {
+    TaskState.SUCCESS: frozenset({TaskState.LOST}),
+    TaskState.FAILURE: frozenset({TaskState.LOST}),
+}
 
 
-def can_transition(current: str, target: str) -> bool:
-    return current in ALLOWED_FROM[target]
+def allowed_from(target: str, *, same_worker: bool = False) -> frozenset[str]:
+    """The states a write to target may leave; same_worker: the write is conditioned on
+    the row's worker being the one that writes."""
+    allowed = ALLOWED_FROM[target]
+    return allowed if same_worker else allowed - SAME_WORKER_ONLY.get(target, frozenset())
+
+
+def can_transition(current: str, target: str, *, same_worker: bool = False) -> bool:
+    return current in allowed_from(target, same_worker=same_worker)
+
+
+def is_finished_after_all(execution: TaskExecution) -> bool:
+    """Marked LOST, then finished by the worker that ran it (the fact replaced the
+    inference; lost_at keeps when it was inferred)."""
+    return execution.lost_at is not None and execution.state in SAME_WORKER_ONLY
 
 
 def in_states(states: frozenset[str] | set[str] | list[str]) -> Q:
@@ -323,6 +346,10 @@ class TaskExecution(models.Model):
     def label(self) -> str:
         return self.display_name or self.task_name
 
+    @property
+    def finished_after_all(self) -> bool:
+        return is_finished_after_all(self)
+
 
 class TaskNotification(models.Model):
     """A message for a user about one of their executions (e.g. it finished or failed)."""
@@ -413,11 +440,20 @@ class WorkerHeartbeat(models.Model):
 
     @staticmethod
     def online_since(now: datetime) -> datetime:
-        """A worker heard from at or after this instant (and not stopped) is online."""
+        """A worker heard from at or after this instant (and not stopped) is online,
+        draining or not. `now` should be the database's clock (database_now()): last_seen
+        is."""
         return now - timedelta(seconds=conf.WORKER_OFFLINE_AFTER)
 
-    def is_online(self, *, now: datetime) -> bool:
+    def is_online(self, *, now: datetime | None = None) -> bool:
+        """Beating and not stopped. A worker in a warm shutdown (draining_since set) is
+        online while it beats: it still runs its tasks, it only takes no new ones."""
+        now = database_now() if now is None else now
         return self.stopped_at is None and self.last_seen >= self.online_since(now)
+
+    def is_draining(self, *, now: datetime | None = None) -> bool:
+        """In a warm shutdown and still beating: finishing its tasks ("shutting down")."""
+        return self.draining_since is not None and self.is_online(now=now)
 
 
 class NotificationPreference(models.Model):

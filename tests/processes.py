@@ -161,6 +161,8 @@ def start_worker(
     extra_env: dict[str, str] | None = None,
     wait: bool = True,
     name: str | None = None,
+    pool: str = "prefork",
+    extra_args: tuple[str, ...] = (),
 ) -> WorkerProcess:
     name = name or f"tbtest-{uuid.uuid4().hex[:8]}@localhost"
     log_path = tmp / f"{name.split('@')[0]}.log"
@@ -176,10 +178,10 @@ def start_worker(
     }
     command = [
         sys.executable, "-m", "celery", "-A", "sgm", "worker",
-        "-P", "prefork", "-c", str(concurrency), "-n", name,
+        "-P", pool, "-c", str(concurrency), "-n", name,
         "-Q", ",".join(queues), "-l", "INFO",
         "-I", "tests.worker_tasks,tests.external_app.facturacion",
-        "--without-gossip", "--without-mingle",
+        "--without-gossip", "--without-mingle", *extra_args,
     ]  # fmt: skip
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
 from taskboard.models import (
+    SAME_WORKER_ONLY,
     NotificationPreference,
     TaskNotification,
 )
@@ -29,13 +30,23 @@ class NotificationItem:
     task_id: str  # of the task it is about ("" if none): its detail page
     created_at: datetime
     is_read: bool
+    after_lost: bool = False  # marked lost, then finished by its worker after all
 
 
 def _notification_rows(*, user: User) -> QuerySet[TaskNotification]:
     return (
         TaskNotification.objects.filter(user_id=user.pk)
         .select_related("execution")
-        .only("id", "level", "state", "message", "created_at", "read_at", "execution__task_id")
+        .only(
+            "id",
+            "level",
+            "state",
+            "message",
+            "created_at",
+            "read_at",
+            "execution__task_id",
+            "execution__lost_at",
+        )
         .order_by("-created_at", "-id")
     )
 
@@ -50,6 +61,9 @@ def _notification_items(*, rows: Collection[TaskNotification]) -> list[Notificat
             task_id=row.execution.task_id if row.execution is not None else "",
             created_at=row.created_at,
             is_read=row.read_at is not None,
+            after_lost=row.execution is not None
+            and row.execution.lost_at is not None
+            and row.state in SAME_WORKER_ONLY,
         )
         for row in rows
     ]

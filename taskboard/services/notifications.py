@@ -1,5 +1,7 @@
 """Notifications: an execution's owner hears once that it succeeded, failed, was cancelled
-or was lost, as their preferences ask; failures may also go out by e-mail.
+or was lost, as their preferences ask; failures may also go out by e-mail. A task marked
+lost that its worker finished after all corrects the "lost" notification (once), and the
+e-mail too if the "lost" one was e-mailed.
 
 Creation is driven by the `executions_finished` signal, which the recorder sends once per
 batch of tracking writes (and reconciliation for the rows it marks LOST). It runs in the
@@ -18,6 +20,7 @@ from celery import current_app
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import connection, transaction
+from django.db.models import Q
 from django.dispatch import receiver
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -25,11 +28,13 @@ from django.utils import timezone, translation
 
 from taskboard.conf import conf
 from taskboard.models import (
+    SAME_WORKER_ONLY,
     TERMINAL_STATES,
     NotificationPreference,
     TaskExecution,
     TaskNotification,
     TaskState,
+    is_finished_after_all,
 )
 from taskboard.signals import executions_finished
 
@@ -67,6 +72,19 @@ def notifications_create_for(*, lookups: Sequence[Lookup]) -> int:
     finished = _owned_finished(lookups)
     if not finished:
         return 0  # the common case of unowned tasks: one query, nothing else
+    corrected = 0
+    resend: list[int] = []
+    for row in [row for row in finished if row.after_lost]:
+        outcome = _lost_notification_corrected(row)
+        if outcome is not None:
+            corrected += 1
+            finished.remove(row)
+            if outcome:
+                resend.append(row.pk)
+    if resend:
+        transaction.on_commit(lambda: _enqueue_emails(resend))
+    if not finished:
+        return corrected
     preferences = {
         p.user_id: p
         for p in NotificationPreference.objects.filter(user_id__in={f.user_id for f in finished})
@@ -89,12 +107,41 @@ def notifications_create_for(*, lookups: Sequence[Lookup]) -> int:
         if preference is not None and preference.email_failures and row.state in EMAIL_STATES:
             emails.append(row.pk)
     if not notifications:
-        return 0
+        return corrected
     with transaction.atomic():
         TaskNotification.objects.bulk_create(notifications, ignore_conflicts=True)
         if emails:
             transaction.on_commit(lambda: _enqueue_emails(emails))
-    return len(notifications)
+    return corrected + len(notifications)
+
+
+def _lost_notification_corrected(row: _Finished) -> bool | None:
+    """A task marked LOST that its worker finished after all: the owner's "lost"
+    notification becomes the final one ("finished after all"), unread and new again,
+    instead of a second notification (tb_notif_once allows one per execution and user).
+
+    Once: only a notification still saying LOST is changed, so a repeated announcement
+    changes nothing. None when there was no "lost" notification to correct (the owner
+    turned those off, or it was corrected already); otherwise whether it had been
+    e-mailed, so the correction is e-mailed too.
+    """
+    now = timezone.now()
+    corrected = {
+        "state": row.state,
+        "level": LEVELS[row.state],
+        "read_at": None,
+        "created_at": now,
+    }
+    lost = TaskNotification.objects.filter(
+        execution_id=row.pk, user_id=row.user_id, state=TaskState.LOST
+    )
+    if lost.filter(emailed_at__isnull=False).update(**corrected, emailed_at=None):
+        return True
+    if lost.update(**corrected):
+        return False
+    if TaskNotification.objects.filter(execution_id=row.pk, user_id=row.user_id).exists():
+        return False  # corrected already (by another process): nothing more
+    return None
 
 
 @dataclass(frozen=True)
@@ -103,6 +150,8 @@ class _Finished:
     user_id: int
     state: str
     label: str
+    # Marked LOST first and then finished by its worker after all.
+    after_lost: bool = False
 
 
 def _owned_finished(lookups: Sequence[Lookup]) -> list[_Finished]:
@@ -120,8 +169,14 @@ def _owned_finished(lookups: Sequence[Lookup]) -> list[_Finished]:
                 continue
             cursor.execute(*_owned_finished_statement(task_ids, pks))
             found.extend(
-                _Finished(pk, user_id, state, display_name or task_name)
-                for pk, user_id, state, display_name, task_name in cursor.fetchall()
+                _Finished(
+                    pk,
+                    user_id,
+                    state,
+                    display_name or task_name,
+                    after_lost=lost_at is not None and state in SAME_WORKER_ONLY,
+                )
+                for pk, user_id, state, display_name, task_name, lost_at in cursor.fetchall()
             )
     return list(dict.fromkeys(found))  # one execution named twice (by task id and pk)
 
@@ -141,7 +196,9 @@ def _owned_finished_statement(task_ids: list[str], pks: list[int]) -> tuple[str,
             params.extend(values)
     # Our own constants (TaskState values), written into the statement.
     final = ", ".join(f"'{state}'" for state in sorted(TERMINAL_STATES))
-    columns = ", ".join(quote(c) for c in ("id", "user_id", "state", "display_name", "task_name"))
+    columns = ", ".join(
+        quote(c) for c in ("id", "user_id", "state", "display_name", "task_name", "lost_at")
+    )
     sql = (
         f"SELECT {columns} FROM {quote(TaskExecution._meta.db_table)} "
         f"WHERE ({' OR '.join(which)}) AND {quote('user_id')} IS NOT NULL "
@@ -226,14 +283,15 @@ def notifications_email(*, execution_ids: Sequence[int]) -> int:
     have an address, once each (`emailed_at` claims it). Returns how many were sent."""
     candidates = (
         TaskNotification.objects.filter(
+            # Failures, and corrections of a "lost" that was e-mailed ("finished after all").
+            Q(state__in=EMAIL_STATES) | Q(execution__lost_at__isnull=False),
             execution_id__in=list(execution_ids),
             emailed_at__isnull=True,
-            state__in=EMAIL_STATES,
             user__taskboard_preferences__email_failures=True,
         )
         .exclude(user__email="")
         .select_related("user", "execution")
-        .only("id", "message", "state", "user__email", "execution__task_id")
+        .only("id", "message", "state", "user__email", "execution__task_id", "execution__lost_at")
     )
     sent = 0
     for notification in candidates:
@@ -257,7 +315,12 @@ def notifications_email(*, execution_ids: Sequence[int]) -> int:
 
 def _send(notification: TaskNotification) -> None:
     with translation.override(settings.LANGUAGE_CODE):
-        context = {"state": notification.state, "label": notification.message}
+        execution = notification.execution
+        context = {
+            "state": notification.state,
+            "label": notification.message,
+            "after_lost": execution is not None and is_finished_after_all(execution),
+        }
         text = render_to_string("taskboard/email/notification.txt", context).strip()
         link = ""
         if notification.execution is not None:

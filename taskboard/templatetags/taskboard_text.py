@@ -4,6 +4,7 @@ services return data, and pages, fragments and e-mails word it here.
     {% load taskboard_text %}
     {{ estimate.seconds|duration }}                  "45 s", "3 min", "2 h 05 min"
     {% notification_text item.state item.label %}    "«Consolidar nómina» failed"
+    {% notification_text item.state item.label item.after_lost %}  "… finished after all: …"
     {{ failure|source_failure_text }}  {{ snapshot.source|source_label }}   the workers panel
 """
 
@@ -19,9 +20,16 @@ from taskboard.services.workers import FlowerInfo, SourceFailure
 register = template.Library()
 
 
-def notification_text(*, state: str, label: str) -> str:
+def notification_text(*, state: str, label: str, after_lost: bool = False) -> str:
     """What a notification says, in the active language (the viewer's), from the final
-    state and the task's label it stored."""
+    state and the task's label it stored; after_lost: the task had been marked lost and
+    its worker finished it after all."""
+    if after_lost and state == TaskState.SUCCESS:
+        return _("«%(label)s» finished after all: it had been marked lost") % {"label": label}
+    if after_lost and state == TaskState.FAILURE:
+        return _("«%(label)s» finished after all, and failed: it had been marked lost") % {
+            "label": label
+        }
     texts: dict[str, str] = {
         TaskState.SUCCESS: _("«%(label)s» finished"),
         TaskState.FAILURE: _("«%(label)s» failed"),
@@ -50,8 +58,8 @@ def duration_filter(seconds: float | None) -> str:
 
 
 @register.simple_tag(name="notification_text")
-def notification_text_tag(state: str, label: str) -> str:
-    return notification_text(state=state, label=label)
+def notification_text_tag(state: str, label: str, after_lost: bool = False) -> str:
+    return notification_text(state=state, label=label, after_lost=bool(after_lost))
 
 
 def source_failure_text(failure: SourceFailure) -> str:

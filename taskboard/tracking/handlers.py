@@ -19,7 +19,7 @@ from django.db import connection
 from django.utils import timezone
 
 from taskboard.conf import conf
-from taskboard.models import TaskExecution, TaskState, capped
+from taskboard.models import SAME_WORKER_ONLY, TaskExecution, TaskState, capped
 from taskboard.tracking import summaries
 from taskboard.tracking.guard import never_raise
 from taskboard.tracking.ownership import OWNER_HEADER, in_request, resolve_owner
@@ -186,9 +186,13 @@ def _finish(task_id: str, state: str, fields: dict[str, Any]) -> None:
         for name in _CLEARED_ERROR:
             merged.pop(name, None)  # nothing to clear: fewer columns to write
     create = run.identity if run is not None else (pending.create if pending else None)
-    conditions = {}
+    conditions: dict[str, Any] = {}
     if state == TaskState.RETRY and run is not None:
         conditions["retries__lte"] = run.retries  # never overtake a newer attempt
+    if state in SAME_WORKER_ONLY and run is not None and run.worker:
+        # A fact beats an inference: this worker's own SUCCESS/FAILURE replaces a LOST
+        # that reconciliation recorded meanwhile (lost_at stays), never another's.
+        conditions["worker_if_lost"] = run.worker
     buffer.put(
         Write(task_lookup(task_id), state, merged, conditions=conditions, create=create),
         delay=conf.WRITE_DELAY,

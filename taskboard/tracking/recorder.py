@@ -38,7 +38,7 @@ from django.db.models import DateTimeField, Field
 from django.utils import timezone
 
 from taskboard.conf import conf
-from taskboard.models import ALLOWED_FROM, TERMINAL_STATES, TaskExecution, TaskState
+from taskboard.models import TERMINAL_STATES, TaskExecution, TaskState, allowed_from
 from taskboard.signals import execution_changed, executions_finished_send
 from taskboard.tracking import spill
 from taskboard.tracking.forksafe import database_work
@@ -208,6 +208,9 @@ _CONDITIONS = {
     "retries__lte": ("retries", "<="),
     "worker": ("worker", "="),
     "started_at__lt": ("started_at", "<"),
+    # A worker's own final state of a task it ran: as the rule allows, and from LOST (an
+    # inference) only when the row names this worker (models.SAME_WORKER_ONLY).
+    "worker_if_lost": ("worker", "="),
 }
 
 
@@ -226,6 +229,8 @@ def _update_statement(write: Write) -> tuple[str, list[Any]]:
     values: dict[str, Any] = {**write.fields, "updated_at": now}
     if write.state is not None:
         values["state"] = write.state
+    if write.state == TaskState.LOST:
+        values.setdefault("lost_at", now)  # kept if the worker's own final state comes later
     fill_started = write.state == TaskState.PROGRESS and "started_at" not in values
     key, lookup = write.lookup
     sql, fields = _statement_for(
@@ -261,14 +266,17 @@ def _statement_for(
     where = [f"{_column(_field('id' if key == 'pk' else key))} = %s"]
     if state is not None:
         # The states are our own constants (TaskState values), written into the statement.
-        permitted = (
-            ALLOWED_FROM[state] if from_states is None else ALLOWED_FROM[state] & from_states
-        )
+        same_worker = "worker" in conditions or "worker_if_lost" in conditions
+        rule = allowed_from(state, same_worker=same_worker)
+        permitted = rule if from_states is None else rule & from_states
         allowed = ", ".join(f"'{value}'" for value in sorted(permitted))
         where.append(f"{_column(_field('state'))} IN ({allowed})")
     for name in conditions:
         column, operator = _CONDITIONS[name]
-        where.append(f"{_column(_field(column))} {operator} %s")
+        test = f"{_column(_field(column))} {operator} %s"
+        if name == "worker_if_lost":
+            test = f"({test} OR {_column(_field('state'))} <> '{TaskState.LOST}')"
+        where.append(test)
     table = connection.ops.quote_name(TaskExecution._meta.db_table)
     sql = f"UPDATE {table} SET {', '.join(assignments)} WHERE {' AND '.join(where)}"
     return sql, fields
