@@ -33,6 +33,7 @@ from django.utils import timezone
 from taskboard.conf import conf
 from taskboard.models import WorkerHeartbeat, capped
 from taskboard.tracking.forksafe import database_work
+from taskboard.tracking.guard import log_failure
 from taskboard.tracking.recorder import buffer
 
 logger = logging.getLogger(__name__)
@@ -205,7 +206,7 @@ class HeartbeatWriter:
                 close_old_connections()
                 record(beat, started_at=started_at, draining=self._draining)
         except Exception:
-            logger.exception("taskboard: could not record the heartbeat of %s", consumer.hostname)
+            log_failure("taskboard: could not record the heartbeat of %s", consumer.hostname)
             if started_at is not None:
                 self._started_at = started_at
             with database_work():
