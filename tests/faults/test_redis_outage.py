@@ -83,16 +83,23 @@ def outage_setup(tmp_path, settings, monkeypatch, live_server, staff):
 
 
 def hammer(base: str, urls: list[str], cookies: dict[str, str], seconds: float) -> list[Any]:
-    """Four viewers going round the whole surface for `seconds`; every answer's (url,
-    status, seconds)."""
+    """Four viewers going round the whole surface for `seconds`, and on until every
+    endpoint was asked once (within a deadline: a slow machine must not shorten the
+    round); every answer's (url, status, seconds)."""
     until = time.monotonic() + seconds
+    deadline = until + 60
+    asked: set[str] = set()
+
+    def going_on() -> bool:
+        now = time.monotonic()
+        return now < until or (len(asked) < len(set(urls)) and now < deadline)
 
     def viewer(offset: int) -> list[Any]:
         seen = []
         session = requests.Session()
         session.cookies.update(cookies)
         i = offset
-        while time.monotonic() < until:
+        while going_on():
             url = urls[i % len(urls)]
             i += 1
             started = time.monotonic()
@@ -102,6 +109,7 @@ def hammer(base: str, urls: list[str], cookies: dict[str, str], seconds: float) 
             except requests.RequestException as exc:
                 status = type(exc).__name__
             seen.append((url, status, round(time.monotonic() - started, 2)))
+            asked.add(url)
         return seen
 
     with ThreadPoolExecutor(max_workers=4) as pool:
