@@ -42,6 +42,7 @@ polls), so it runs even when no worker does.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -59,6 +60,7 @@ from taskboard.models import (
     WorkerHeartbeat,
     database_now,
 )
+from taskboard.services.workers.single_flight import once_per
 from taskboard.tracking.recorder import Write, apply_many
 
 logger = logging.getLogger(__name__)
@@ -66,8 +68,10 @@ logger = logging.getLogger(__name__)
 BATCH = 500
 GATE_KEY = "taskboard:reconcile:gate"
 ABSENT_KEY = "taskboard:reconcile:absent"
-# How long the web waits for a reconcile it started before answering anyway.
-WEB_WAIT_SECONDS = 3.0
+# How long the web waits for a reconcile it started before answering anyway (the poll
+# itself must stay well inside the web's ~3 s bound on a sick dependency; the LOST it
+# writes shows in the next poll at worst).
+WEB_WAIT_SECONDS = 1.0
 # The most broker entries read to prove a message gone; past it: unknown, no LOST.
 BROKER_SCAN_LIMIT = 100_000
 BEAT_FIELDS = (
@@ -372,17 +376,14 @@ def reconcile_from_web() -> None:
     """Reconcile now if nobody did within TASKBOARD_RECONCILE_INTERVAL (any web process):
     a dashboard poll calls this, so a deployment whose only worker died still shows LOST.
 
-    Single-flight through a cache.add gate. Runs in a thread of its own with its own
+    Single-flight through a cache.add gate (this process's memory while the cache is down,
+    so it still runs during a Redis outage). Runs in a thread of its own with its own
     database connection (the poll's queries and transaction are untouched), waited for at
     most WEB_WAIT_SECONDS. Never raises: a failing reconcile never breaks the poll."""
     interval = conf.RECONCILE_INTERVAL
     if interval <= 0:
         return
-    try:
-        if not caches[conf.CACHE_ALIAS].add(GATE_KEY, 1, timeout=interval):
-            return
-    except Exception:
-        logger.warning("taskboard: reconciliation gate unavailable", exc_info=True)
+    if not once_per(GATE_KEY, int(math.ceil(interval))):
         return
     global _app
     from celery import current_app

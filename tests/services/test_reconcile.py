@@ -248,8 +248,7 @@ def test_web_reconciles_at_most_once_per_interval(transactional_db, settings):
     WorkerHeartbeat.objects.create(hostname="w9@host", last_seen=now, stopped_at=now)
     first = make_execution(worker="w9@host", state=TaskState.STARTED, started_at=now)
     reconcile_from_web()
-    first.refresh_from_db()
-    assert first.state == TaskState.LOST
+    wait_until(lambda: TaskExecution.objects.get(pk=first.pk).state == TaskState.LOST, 10)
     second = make_execution(worker="w9@host", state=TaskState.STARTED, started_at=now)
     reconcile_from_web()  # within the interval: nothing runs
     second.refresh_from_db()

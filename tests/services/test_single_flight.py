@@ -75,3 +75,23 @@ def test_a_cache_that_is_down_costs_one_fetch_per_process_and_interval(settings,
     ]
     assert values == ["fresh"] * 5 and calls == [1]
     assert time.monotonic() - started < 1.0  # refused at once, then not asked again
+
+
+def test_once_per_opens_once_per_interval_shared_or_local(settings, monkeypatch):
+    monkeypatch.setattr(flight, "_shared_down_until", 0.0)
+    monkeypatch.setattr(flight, "_local", flight._LocalStore())
+    caches[conf.CACHE_ALIAS].delete("tbtest:gate")
+    assert [flight.once_per("tbtest:gate", 30) for _ in range(3)] == [True, False, False]
+    caches[conf.CACHE_ALIAS].delete("tbtest:gate")
+    # The shared cache down: the gate still opens, once, from this process's memory, and
+    # the dead cache is asked once (its refusal remembered), not at every call.
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": closed_port_url().replace("http://", "redis://") + "/0",
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+    started = time.monotonic()
+    assert [flight.once_per("tbtest:gate", 30) for _ in range(3)] == [True, False, False]
+    assert time.monotonic() - started < 1.0

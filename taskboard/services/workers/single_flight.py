@@ -114,6 +114,18 @@ class _Shared:
         self._call("delete", key)
 
 
+def once_per(key: str, seconds: int) -> bool:
+    """True for the first caller within `seconds` across every web process (a cache.add
+    gate); while the shared cache is down, within this process (its memory), so the gate
+    costs at most one cache timeout per SHARED_DOWN_SECONDS and still opens."""
+    if time.monotonic() >= _shared_down_until:
+        try:
+            return _Shared().add(key, "1", seconds)
+        except _CacheDown:
+            pass
+    return _local.add(key, "1", seconds)
+
+
 def single_flight(
     key: str,
     fetch: Callable[[], T],
