@@ -24,6 +24,14 @@ from taskboard.tracking import sync_templates
 from tests.factories import client_for, make_execution, make_user
 from tests.processes import start_redis
 
+
+def english_client(user: Any) -> Any:
+    """A logged-in client whose pages are in English (the messages asserted here)."""
+    client = client_for(user)
+    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
+    return client
+
+
 _minutes = itertools.count(random.randrange(10**7, 10**8) * 1000)
 CONSOLIDAR = "nomina.consolidar"
 EXPORTAR = "nomina.exportar"
@@ -82,7 +90,7 @@ def test_100_launches_in_a_row_only_the_limit_is_accepted(clerk, settings, now):
     settings.TASKBOARD_LAUNCHES_PER_MINUTE = 0  # the unfinished limit alone
     settings.TASKBOARD_MAX_UNFINISHED_PER_TEMPLATE = 2
     settings.TASKBOARD_MAX_UNFINISHED_PER_USER = 5
-    responses = launches(client_for(clerk), EXPORTAR, 100)
+    responses = launches(english_client(clerk), EXPORTAR, 100)
     statuses = [r.status_code for r in responses]
     assert statuses[:2] == [302, 302]
     assert statuses[2:] == [409] * 98
@@ -98,7 +106,7 @@ def test_a_plain_user_cannot_occupy_more_than_the_overall_limit(clerk, settings,
     settings.TASKBOARD_LAUNCHES_PER_MINUTE = 0
     settings.TASKBOARD_MAX_UNFINISHED_PER_TEMPLATE = 2
     settings.TASKBOARD_MAX_UNFINISHED_PER_USER = 3
-    client = client_for(clerk)
+    client = english_client(clerk)
     assert [r.status_code for r in launches(client, CONSOLIDAR, 3)] == [302, 302, 409]
     assert [r.status_code for r in launches(client, EXPORTAR, 3)] == [302, 409, 409]
     assert rows_of(clerk) == 3
@@ -114,7 +122,7 @@ def test_the_launch_rate_is_limited_per_minute_with_retry_after(clerk, settings,
     settings.TASKBOARD_MAX_UNFINISHED_PER_USER = 0
     settings.TASKBOARD_MAX_UNFINISHED_PER_TEMPLATE = 0
     settings.TASKBOARD_LAUNCHES_PER_MINUTE = 10
-    client = client_for(clerk)
+    client = english_client(clerk)
     responses = launches(client, CONSOLIDAR, 100)
     statuses = [r.status_code for r in responses]
     assert statuses == [302] * 10 + [429] * 90
@@ -124,7 +132,7 @@ def test_the_launch_rate_is_limited_per_minute_with_retry_after(clerk, settings,
     # Another user has a rate of their own.
     neighbour = make_user()
     neighbour.groups.set(clerk.groups.all())
-    assert launches(client_for(neighbour), CONSOLIDAR, 1)[0].status_code == 302
+    assert launches(english_client(neighbour), CONSOLIDAR, 1)[0].status_code == 302
     # The next minute: launches again.
     now[0] += 60
     assert launches(client, CONSOLIDAR, 1)[0].status_code == 302
@@ -132,7 +140,7 @@ def test_the_launch_rate_is_limited_per_minute_with_retry_after(clerk, settings,
 
 def test_htmx_gets_the_form_with_the_message(clerk, settings, now):
     settings.TASKBOARD_LAUNCHES_PER_MINUTE = 1
-    client = client_for(clerk)
+    client = english_client(clerk)
     launches(client, CONSOLIDAR, 1)
     response = client.post(
         launch_url(CONSOLIDAR),
@@ -150,7 +158,7 @@ def test_staff_have_a_limit_of_their_own_and_no_rate(staff, templates, settings,
     settings.TASKBOARD_LAUNCHES_PER_MINUTE = 1
     settings.TASKBOARD_MAX_UNFINISHED_PER_TEMPLATE = 1
     settings.TASKBOARD_MAX_UNFINISHED_PER_STAFF = 4
-    statuses = [r.status_code for r in launches(client_for(staff), CONSOLIDAR, 6)]
+    statuses = [r.status_code for r in launches(english_client(staff), CONSOLIDAR, 6)]
     assert statuses == [302] * 4 + [409] * 2
     assert rows_of(staff) == 4
 
@@ -175,7 +183,7 @@ def test_a_retry_counts_against_the_limits(ana, settings, now):
     settings.TASKBOARD_LAUNCHES_PER_MINUTE = 0
     settings.TASKBOARD_MAX_UNFINISHED_PER_TEMPLATE = 2
     old = [failed_add(user=ana) for _ in range(3)]
-    client = client_for(ana)
+    client = english_client(ana)
     statuses = [client.post(reverse("taskboard:retry", args=[e.task_id])).status_code for e in old]
     assert statuses == [302, 302, 409]
     assert not TaskExecution.objects.filter(retry_of=old[2]).exists()
@@ -188,7 +196,7 @@ def test_a_retry_counts_against_the_rate(ana, settings, now):
     settings.TASKBOARD_MAX_UNFINISHED_PER_USER = settings.TASKBOARD_MAX_UNFINISHED_PER_TEMPLATE = 0
     settings.TASKBOARD_LAUNCHES_PER_MINUTE = 2
     old = [failed_add(user=ana) for _ in range(4)]
-    client = client_for(ana)
+    client = english_client(ana)
     responses = [client.post(reverse("taskboard:retry", args=[e.task_id])) for e in old]
     assert [r.status_code for r in responses] == [302, 302, 429, 429]
     assert "Too many launches" in responses[-1].content.decode()
@@ -222,7 +230,7 @@ def purge_queue():
 def test_payroll_page_launches_are_limited(ana, settings, now, purge_queue):
     settings.TASKBOARD_LAUNCHES_PER_MINUTE = 0
     settings.TASKBOARD_MAX_UNFINISHED_PER_TEMPLATE = 2
-    client = client_for(ana)
+    client = english_client(ana)
     url = reverse("nomina:launch", args=["exportar"])
     statuses = []
     for _ in range(5):
@@ -251,7 +259,7 @@ def test_payroll_page_launches_are_limited(ana, settings, now, purge_queue):
 def test_payroll_json_endpoint_rate_limited(ana, settings, now, purge_queue):
     settings.TASKBOARD_MAX_UNFINISHED_PER_USER = settings.TASKBOARD_MAX_UNFINISHED_PER_TEMPLATE = 0
     settings.TASKBOARD_LAUNCHES_PER_MINUTE = 3
-    client = client_for(ana)
+    client = english_client(ana)
     statuses = []
     for _ in range(6):
         response = client.post(reverse("nomina:launch_consolidation"), {"periodo_id": "2"})
@@ -288,7 +296,7 @@ def test_an_unreachable_cache_lets_launches_through_under_the_unfinished_limit(
         launch_check(user=clerk, task_name="x")  # counted while it answers
         os.kill(server.process.pid, signal.SIGKILL)
         server.process.wait(timeout=10)
-        client = client_for(clerk)
+        client = english_client(clerk)
         statuses = [r.status_code for r in launches(client, CONSOLIDAR, 4)]
         assert statuses == [302, 302, 409, 409]
         assert rows_of(clerk) == 2
@@ -319,4 +327,4 @@ def test_rate_window_counts_attempts_and_resets_each_minute(settings, now, db):
 def test_limits_of_zero_are_no_limit(clerk, settings, now):
     for name, value in NO_LIMITS.items():
         setattr(settings, name, value)
-    assert [r.status_code for r in launches(client_for(clerk), CONSOLIDAR, 15)] == [302] * 15
+    assert [r.status_code for r in launches(english_client(clerk), CONSOLIDAR, 15)] == [302] * 15
