@@ -134,8 +134,9 @@ def test_values_within_the_bounds_launch(staff, consolidar):
     data = {"periodo_id": " 3 ", "empleados": "+1000", "pausa": "0"}
     response = english_client(staff).post(URL, data)
     assert response.status_code == 302
-    execution = TaskExecution.objects.get()
-    assert execution.call["kwargs"] == {
+    call = TaskExecution.objects.get().call
+    assert call is not None
+    assert call["kwargs"] == {
         "periodo_id": 3,
         "empleados": 1000,
         "pausa": 0.0,
@@ -178,13 +179,14 @@ def test_value_problems():
 
 
 def test_malformed_bounds_are_refused_where_they_are_declared():
-    for bounds in (
+    malformed: list[Any] = [
         {"n": (5, 1)},
         {"n": (0, math.inf)},
         {"n": ("1", 2)},
         {"n": (1,)},
         {"n": (True, 2)},
-    ):
+    ]
+    for bounds in malformed:
         with pytest.raises(ValueError):
             track_task("pruebas.malos_limites", "pruebas", bounds=bounds)
     assert check_bounds({"n": (None, 3)}) == {"n": (None, 3)}
