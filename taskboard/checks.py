@@ -42,6 +42,10 @@ through conf here). The ids are stable: a new rule takes a new id.
         of seconds, each more than 0, first at most most
     taskboard.E043: TASKBOARD_SPILL_DIR: a str; when set, an absolute path
     taskboard.E060: TASKBOARD_RECONCILE_INTERVAL: a finite number of seconds, 0 or more
+    taskboard.E070: TASKBOARD_MAX_UNFINISHED_PER_USER: a whole number, 0 or more
+    taskboard.E071: TASKBOARD_MAX_UNFINISHED_PER_TEMPLATE: a whole number, 0 or more
+    taskboard.E072: TASKBOARD_MAX_UNFINISHED_PER_STAFF: a whole number, 0 or more
+    taskboard.E073: TASKBOARD_LAUNCHES_PER_MINUTE: a whole number, 0 or more
     taskboard.W001: MIDDLEWARE: holds taskboard.middleware.TaskboardMiddleware
     taskboard.W002: FLOWER_PASSWORD: set when FLOWER_URL is (and "flower" is a worker source)
     taskboard.W003: TASKBOARD_WORKER_OFFLINE_AFTER: more than TASKBOARD_HEARTBEAT_INTERVAL
@@ -270,6 +274,10 @@ RULES: tuple[Rule, ...] = (
     Rule("TASKBOARD_BUFFER_RETRY_SECONDS", (0.5, 5.0), backoff_pair(), "taskboard.E042"),
     Rule("TASKBOARD_SPILL_DIR", "", absolute_path(), "taskboard.E043"),
     Rule("TASKBOARD_RECONCILE_INTERVAL", 15.0, non_negative("seconds"), "taskboard.E060"),
+    Rule("TASKBOARD_MAX_UNFINISHED_PER_USER", 5, whole(0), "taskboard.E070"),
+    Rule("TASKBOARD_MAX_UNFINISHED_PER_TEMPLATE", 2, whole(0), "taskboard.E071"),
+    Rule("TASKBOARD_MAX_UNFINISHED_PER_STAFF", 1000, whole(0), "taskboard.E072"),
+    Rule("TASKBOARD_LAUNCHES_PER_MINUTE", 10, whole(0), "taskboard.E073"),
 )
 
 

@@ -261,6 +261,30 @@ class Settings:
         return self._get("TASKBOARD_BULK_MAX_ROWS", 10000, _whole)
 
     @property
+    def MAX_UNFINISHED_PER_USER(self) -> int:
+        """A plain user may have at most this many unfinished (queued or running) tasks in
+        all; more launches are refused (409). 0: no limit."""
+        return self._get("TASKBOARD_MAX_UNFINISHED_PER_USER", 5, _whole)
+
+    @property
+    def MAX_UNFINISHED_PER_TEMPLATE(self) -> int:
+        """A plain user may have at most this many unfinished tasks of one task (template).
+        0: no limit."""
+        return self._get("TASKBOARD_MAX_UNFINISHED_PER_TEMPLATE", 2, _whole)
+
+    @property
+    def MAX_UNFINISHED_PER_STAFF(self) -> int:
+        """Staff may have at most this many unfinished tasks in all (bulk retry stops there).
+        0: no limit."""
+        return self._get("TASKBOARD_MAX_UNFINISHED_PER_STAFF", 1000, _whole)
+
+    @property
+    def LAUNCHES_PER_MINUTE(self) -> int:
+        """A plain user may launch (or retry) at most this many times a minute; more is
+        refused (429). Counted in the shared cache. 0: no limit."""
+        return self._get("TASKBOARD_LAUNCHES_PER_MINUTE", 10, _whole)
+
+    @property
     def ETA_MIN_PROGRESS(self) -> int:
         """A running task shows the time it has left once its progress reaches this many
         percent (below it, the rate says too little)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import decimal
+import math
 from typing import Any
 
 from django import forms
@@ -10,8 +12,9 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from taskboard.inputs import decimal_number_text, signed_whole_number
 from taskboard.models import TaskTemplate
-from taskboard.tracking.parameters import OWNER_PARAMETER, Parameter, parameters_of
+from taskboard.tracking.parameters import MAX_INT, OWNER_PARAMETER, Parameter, parameters_of
 from taskboard.tracking.summaries import is_secret_name
 
 
@@ -38,6 +41,78 @@ class JSONOfTypeField(JSONInputField):
         raise ValidationError(_('Enter a JSON object, e.g. {"key": "value"}.'), code="invalid")
 
 
+WHOLE_NUMBER_INVALID = gettext_lazy(
+    "Enter a whole number using the digits 0-9 only (at most 18 of them)."
+)
+NUMBER_INVALID = gettext_lazy("Enter a number using the digits 0-9 only, e.g. 2.5.")
+NOT_FINITE = gettext_lazy("Enter a finite number.")
+
+
+class WholeNumberField(forms.IntegerField):
+    """An integer typed in ASCII digits (an optional sign): not "٣", "1_000", "1.0" nor
+    thousands of digits, all of which int() takes."""
+
+    default_error_messages = {"invalid": WHOLE_NUMBER_INVALID}
+
+    def to_python(self, value: Any) -> int | None:
+        if value in self.empty_values:
+            return None
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value  # an initial value
+        number = signed_whole_number(str(value))
+        if number is None or abs(number) > MAX_INT:
+            raise ValidationError(self.error_messages["invalid"], code="invalid")
+        return number
+
+
+class FiniteFloatField(forms.FloatField):
+    """A finite float typed as a plain ASCII decimal number (no "nan", "inf", "1_000", "٣";
+    "1e309" overflows: not finite)."""
+
+    default_error_messages = {"invalid": NUMBER_INVALID}
+
+    def to_python(self, value: Any) -> float | None:  # type: ignore[override]
+        if value in self.empty_values:
+            return None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        text = decimal_number_text(str(value))
+        if text is None:
+            raise ValidationError(self.error_messages["invalid"], code="invalid")
+        number = float(text)
+        if not math.isfinite(number):
+            raise ValidationError(NOT_FINITE, code="finite")
+        return number
+
+
+class FiniteDecimalField(forms.DecimalField):
+    """A Decimal typed as a plain ASCII decimal number (Decimal() also takes "NaN", "1_000"
+    and other scripts' digits)."""
+
+    default_error_messages = {"invalid": NUMBER_INVALID}
+
+    def to_python(self, value: Any) -> decimal.Decimal | None:  # type: ignore[override]
+        if value in self.empty_values:
+            return None
+        if isinstance(value, decimal.Decimal | int) and not isinstance(value, bool):
+            return decimal.Decimal(value)
+        text = decimal_number_text(str(value))
+        if text is None:
+            raise ValidationError(self.error_messages["invalid"], code="invalid")
+        number: decimal.Decimal | None = super().to_python(text)
+        return number
+
+
+def _bounds(parameter: Parameter, *, as_decimal: bool = False) -> dict[str, Any]:
+    """min_value / max_value of a numeric field from the parameter's declared bounds."""
+    options: dict[str, Any] = {}
+    for end, option in (("min", "min_value"), ("max", "max_value")):
+        bound = parameter.get(end)
+        if isinstance(bound, int | float) and not isinstance(bound, bool) and math.isfinite(bound):
+            options[option] = decimal.Decimal(str(bound)) if as_decimal else bound
+    return options
+
+
 JSON_HELP = {
     "list": gettext_lazy("A JSON list, e.g. [1, 2]."),
     "dict": gettext_lazy('A JSON object, e.g. {"key": "value"}.'),
@@ -50,11 +125,11 @@ def _field_for(parameter: Parameter, *, required: bool) -> forms.Field:
     label = capfirst(parameter["name"].replace("_", " "))
     options: dict[str, Any] = {"required": required, "label": label}
     if kind == "int":
-        return forms.IntegerField(**options)
+        return WholeNumberField(**options, **_bounds(parameter))
     if kind == "float":
-        return forms.FloatField(**options)
+        return FiniteFloatField(**options, **_bounds(parameter))
     if kind == "decimal":
-        return forms.DecimalField(**options)
+        return FiniteDecimalField(**options, **_bounds(parameter, as_decimal=True))
     if kind == "bool":
         if parameter.get("nullable"):
             return forms.NullBooleanField(**{**options, "required": False})

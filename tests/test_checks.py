@@ -153,6 +153,13 @@ BAD_VALUES: list[tuple[str, object, str, dict[str, object]]] = [
     ("TASKBOARD_SPILL_DIR", 5, "taskboard.E043", {}),
     ("TASKBOARD_RECONCILE_INTERVAL", -1, "taskboard.E060", {}),
     ("TASKBOARD_RECONCILE_INTERVAL", "abc", "taskboard.E060", {}),
+    ("TASKBOARD_MAX_UNFINISHED_PER_USER", -1, "taskboard.E070", {}),
+    ("TASKBOARD_MAX_UNFINISHED_PER_USER", 2.5, "taskboard.E070", {}),
+    ("TASKBOARD_MAX_UNFINISHED_PER_TEMPLATE", -1, "taskboard.E071", {}),
+    ("TASKBOARD_MAX_UNFINISHED_PER_TEMPLATE", True, "taskboard.E071", {}),
+    ("TASKBOARD_MAX_UNFINISHED_PER_STAFF", "many", "taskboard.E072", {}),
+    ("TASKBOARD_LAUNCHES_PER_MINUTE", -5, "taskboard.E073", {}),
+    ("TASKBOARD_LAUNCHES_PER_MINUTE", None, "taskboard.E073", {}),
 ]
 
 

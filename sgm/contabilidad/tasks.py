@@ -34,7 +34,11 @@ def cerrar_periodo(self: Any, periodo: str, user_id: int | None = None) -> dict[
 # Idempotent: matching statements against the ledger again finds the same matches.
 @shared_task(bind=True, max_retries=3)
 @track_task(
-    "contabilidad.conciliar_banco", "contabilidad", "Conciliación bancaria", idempotent=True
+    "contabilidad.conciliar_banco",
+    "contabilidad",
+    "Conciliación bancaria",
+    bounds={"fallos": (0, 3)},  # it retries at most 3 times (max_retries)
+    idempotent=True,
 )
 def conciliar_banco(self: Any, cuenta: str, fallos: int = 1) -> dict[str, Any]:
     """Fails `fallos` times with a transient error, then succeeds."""

@@ -10,11 +10,27 @@ from celery import shared_task
 
 from taskboard.utils import report_progress, track_task
 
+# What one launch may ask for (the launch form, the service and the payroll page refuse
+# more): the work a plain user can put on the workers with one click is bounded.
+MAX_PERIODO = 999_999
+MAX_EMPLEADOS = 1000
+MAX_PAGINAS = 1000
+MAX_PAUSA = 5.0
+
 
 # Not idempotent: consolidating a payroll twice pays twice. Run at most once: a worker that
 # dies mid-run leaves it LOST, for a person to look at.
 @shared_task(bind=True)
-@track_task("nomina.consolidar", "nomina", "Consolidar nómina")
+@track_task(
+    "nomina.consolidar",
+    "nomina",
+    "Consolidar nómina",
+    bounds={
+        "periodo_id": (1, MAX_PERIODO),
+        "empleados": (1, MAX_EMPLEADOS),
+        "pausa": (0, MAX_PAUSA),
+    },
+)
 def consolidar_nomina(
     self: Any,
     periodo_id: int,
@@ -33,7 +49,13 @@ def consolidar_nomina(
 
 # Idempotent: exporting again writes the same PDFs. A worker that dies gives it back.
 @shared_task(bind=True)
-@track_task("nomina.exportar", "nomina", "Exportar nóminas a PDF", idempotent=True)
+@track_task(
+    "nomina.exportar",
+    "nomina",
+    "Exportar nóminas a PDF",
+    bounds={"periodo_id": (1, MAX_PERIODO), "paginas": (1, MAX_PAGINAS), "pausa": (0, MAX_PAUSA)},
+    idempotent=True,
+)
 def exportar_nominas(
     self: Any, periodo_id: int, user_id: int | None = None, paginas: int = 600, pausa: float = 0.5
 ) -> dict[str, Any]:

@@ -12,10 +12,12 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
 
-from sgm.nomina.tasks import consolidar_nomina, exportar_nominas
+from sgm.nomina.tasks import MAX_EMPLEADOS, MAX_PERIODO, consolidar_nomina, exportar_nominas
+from taskboard.inputs import whole_number
+from taskboard.services.limits import LaunchRefused, launch_check
 from taskboard.views.htmx import CHANGED_EVENT, HtmxHttpRequest
+from taskboard.views.launch import with_retry_after
 
-MAX_EMPLEADOS = 1000
 EXPORT_PAGES = 600
 EXPORT_PAUSE = 0.5
 
@@ -23,11 +25,22 @@ EXPORT_PAUSE = 0.5
 @login_required
 @require_POST
 def launch_consolidation(request: HttpRequest) -> HttpResponse:
-    """Launch the payroll consolidation of a period; the launching user owns the task."""
+    """Launch the payroll consolidation of a period; the launching user owns the task.
+    JSON: 202 {"task_id"}, else 400 (a bad period), 409 or 429 (the user's limits) with
+    {"error"}."""
+    periodo_id = whole_number(request.POST.get("periodo_id", "").strip(), max_digits=9)
+    if periodo_id is None or not 1 <= periodo_id <= MAX_PERIODO:
+        message = _("periodo_id must be a whole number from 1 to %(max)d.") % {"max": MAX_PERIODO}
+        return JsonResponse({"error": message}, status=400)
     try:
-        periodo_id = int(request.POST.get("periodo_id", ""))
-    except ValueError:
-        return JsonResponse({"error": _("periodo_id must be a whole number.")}, status=400)
+        launch_check(user=request.user, task_name=consolidar_nomina.name)
+    except LaunchRefused as refused:
+        response = JsonResponse(
+            {"error": refused.message},
+            status=refused.status,
+            json_dumps_params={"ensure_ascii": False},
+        )
+        return with_retry_after(response, refused)
     task_id = str(uuid.uuid4())
     transaction.on_commit(
         lambda: consolidar_nomina.apply_async(args=(periodo_id,), task_id=task_id)
@@ -46,14 +59,15 @@ class BadInput(ValueError):
     """A form value the page cannot launch anything with; the message is for the user."""
 
 
-def _whole_number(raw: str, *, message: str, low: int, high: int | None = None) -> int:
-    try:
-        value = int(raw.strip())
-    except ValueError:
-        raise BadInput(message) from None
-    if value < low or (high is not None and value > high):
+def _whole_number(raw: str, *, message: str, low: int, high: int) -> int:
+    # ASCII digits only: int() also takes "٣", "1_000" and thousands of digits.
+    value = whole_number(raw.strip(), max_digits=len(str(high)))
+    if value is None or not low <= value <= high:
         raise BadInput(message)
     return value
+
+
+TASKS = {"consolidar": consolidar_nomina.name, "exportar": exportar_nominas.name}
 
 
 def _consolidation(request: HttpRequest, periodo_id: int) -> Callable[[str], Any]:
@@ -89,7 +103,9 @@ LAUNCHERS: dict[str, Callable[[HttpRequest, int], Callable[[str], Any]]] = {
 @require_POST
 def launch(request: HtmxHttpRequest, tarea: str) -> HttpResponse:
     """Launch one of the page's tasks for a period. htmx gets the task's progress bar (and
-    every task panel is told to refresh); a plain form post goes back to the page."""
+    every task panel is told to refresh); a plain form post goes back to the page. A bad
+    value (400) or a launch over the user's limits (409, 429) gets its message: the page
+    again, filled in as it was, or (htmx) the message alone."""
     launcher = LAUNCHERS.get(tarea)
     if launcher is None:
         raise Http404(_("No such payroll task."))
@@ -98,15 +114,16 @@ def launch(request: HtmxHttpRequest, tarea: str) -> HttpResponse:
             request.POST.get("periodo_id", ""),
             message=_("The period must be a whole number greater than zero."),
             low=1,
+            high=MAX_PERIODO,
         )
         enqueue = launcher(request, periodo_id)
+        launch_check(user=request.user, task_name=TASKS[tarea])
     except BadInput as exc:
-        if request.htmx:
-            return render(
-                request, "nomina/fragments/launch-error.html", {"message": str(exc)}, status=400
-            )
-        context = {"max_empleados": MAX_EMPLEADOS, "error": str(exc)}
-        return render(request, "nomina/index.html", context, status=400)
+        return _refused_page(request, str(exc), status=400)
+    except LaunchRefused as refused:
+        return with_retry_after(
+            _refused_page(request, refused.message, status=refused.status), refused
+        )
     task_id = str(uuid.uuid4())
     # Published once the request's writes are committed: the worker never sees a task
     # whose data is not there yet.
@@ -116,3 +133,18 @@ def launch(request: HtmxHttpRequest, tarea: str) -> HttpResponse:
     context = {"task_id": task_id, "tarea": tarea, "periodo_id": periodo_id}
     response = render(request, "nomina/fragments/launched.html", context)
     return trigger_client_event(response, CHANGED_EVENT)
+
+
+def _refused_page(request: HtmxHttpRequest, message: str, *, status: int) -> HttpResponse:
+    """The launch's message: alone for htmx, else the page with its form as it was sent."""
+    if request.htmx:
+        return render(
+            request, "nomina/fragments/launch-error.html", {"message": message}, status=status
+        )
+    context = {
+        "max_empleados": MAX_EMPLEADOS,
+        "error": message,
+        "periodo_id": request.POST.get("periodo_id", "")[:20],
+        "empleados": request.POST.get("empleados", "")[:20],
+    }
+    return render(request, "nomina/index.html", context, status=status)

@@ -23,6 +23,7 @@ from taskboard.services.launch import (
     collecting_publications,
     execution_retry,
 )
+from taskboard.services.limits import unfinished_room
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,9 @@ class BulkResult:
     # cancel: asked, but the revoke broadcast could not be sent; retry: a new execution was
     # made but its task could not be sent (the broker was unreachable: it is FAILURE)
     unsent: int = 0
+    # retry: not retried because `by` reached their limit of unfinished tasks
+    # (TASKBOARD_MAX_UNFINISHED_PER_STAFF); counted in skipped too
+    refused: int = 0
 
     @property
     def skipped(self) -> int:
@@ -50,26 +54,37 @@ def executions_retry(
     task and arguments, a new execution linked by retry_of, owned by `by`). One transaction
     per batch; its tasks are published when it commits. Executions that cannot be retried
     (other states, arguments not kept, retried already) are skipped. A retry whose task the
-    broker did not take is counted in `unsent` (its row says so and can be retried)."""
+    broker did not take is counted in `unsent` (its row says so and can be retried). Once
+    `by` has as many unfinished tasks as their limit allows (services/limits.py, checked
+    once per batch), the rest are not retried but counted in `refused`."""
     if not is_operator(by):
         raise PermissionDenied
     size = batch_size or conf.BULK_BATCH_SIZE
     total = rows.count()
-    retried = unsent = 0
+    retried = unsent = refused = 0
     # Not retried already: a second bulk retry of the same selection enqueues nothing twice.
     # execution_retry has the last word.
     for batch in rows.retryable().batches(size=size, limit=conf.BULK_MAX_ROWS):
+        room = unfinished_room(user=by)
+        if room == 0:
+            refused += len(batch)
+            continue
         executions = TaskExecution.objects.filter(pk__in=[r[0] for r in batch]).order_by("-pk")
         with collecting_publications() as publications, transaction.atomic():
             for execution in executions:
+                if room is not None and room <= 0:
+                    refused += 1
+                    continue
                 try:
-                    execution_retry(execution=execution, by=by)
+                    execution_retry(execution=execution, by=by, limits_checked=True)
                 except (PermissionDenied, RetryNotPossible):
                     continue
                 retried += 1
+                if room is not None:
+                    room -= 1
         # Published as the batch committed (each records its own failure to send).
         unsent += sum(1 for publication in publications if publication.sent is False)
-    return BulkResult(action="retry", total=total, done=retried, unsent=unsent)
+    return BulkResult(action="retry", total=total, done=retried, unsent=unsent, refused=refused)
 
 
 def executions_delete(

@@ -30,11 +30,12 @@ from taskboard.models import RETRYABLE_STATES, TaskExecution, TaskState, TaskTem
 from taskboard.permissions import Viewer, can_control, can_view, is_operator
 from taskboard.selectors.executions import execution_retries
 from taskboard.selectors.templates import template_list_launchable
+from taskboard.services.limits import launch_check
 from taskboard.services.workers.broker import BrokerUnavailable, broker_errors, failure_reason
 from taskboard.tracking import summaries
 from taskboard.tracking.calls import Call, call_arguments, call_record
 from taskboard.tracking.ownership import launched_by
-from taskboard.tracking.parameters import OWNER_PARAMETER, check_value, parameters_of
+from taskboard.tracking.parameters import OWNER_PARAMETER, parameters_of, value_problem
 from taskboard.tracking.recorder import Write, apply
 
 logger = logging.getLogger("taskboard.launch")
@@ -87,8 +88,10 @@ def template_check_kwargs(*, template: TaskTemplate, kwargs: dict[str, Any]) -> 
         parameter = parameters.get(name)
         if parameter is None:
             errors[name] = [_("This task has no parameter %(name)s.") % {"name": name}]
-        elif not check_value(parameter, value):
-            errors[name] = [_("Not a valid value for this parameter.")]
+        else:
+            problem = value_problem(parameter, value)
+            if problem is not None:
+                errors[name] = [_problem_message(parameter, problem)]
     for name, parameter in parameters.items():
         if parameter.get("required") and name not in kwargs and name != OWNER_PARAMETER:
             errors[name] = [_("This field is required.")]
@@ -96,14 +99,29 @@ def template_check_kwargs(*, template: TaskTemplate, kwargs: dict[str, Any]) -> 
         raise ValidationError(errors)
 
 
+def _problem_message(parameter: dict[str, Any], problem: str) -> str:
+    if problem in ("min", "max"):
+        low, high = parameter.get("min"), parameter.get("max")
+        if low is not None and high is not None:
+            return _("Enter a value from %(min)s to %(max)s.") % {"min": low, "max": high}
+        if problem == "min":
+            return _("Enter a value of at least %(min)s.") % {"min": low}
+        return _("Enter a value of at most %(max)s.") % {"max": high}
+    if problem == "finite":
+        return _("Enter a finite number.")
+    return _("Not a valid value for this parameter.")
+
+
 def template_launch(*, template: TaskTemplate, user: Viewer, kwargs: dict[str, Any]) -> str:
     """Enqueue the template's task with kwargs, owned by user; the new task's id.
 
-    Raises PermissionDenied if user may not launch it and ValidationError if kwargs do not
-    fit its parameters: then nothing is enqueued."""
+    Raises PermissionDenied if user may not launch it, ValidationError if kwargs do not
+    fit its parameters (kind and bounds) and LaunchRefused (services/limits.py) past the
+    user's limits: then nothing is enqueued."""
     if not template_can_launch(template=template, user=user):
         raise PermissionDenied
     template_check_kwargs(template=template, kwargs=kwargs)
+    launch_check(user=user, task_name=template.task_name)
     kwargs = dict(kwargs)
     names = {p["name"] for p in parameters_of(template.parameters)}
     if OWNER_PARAMETER in names:
@@ -153,21 +171,26 @@ def execution_can_retry(*, execution: TaskExecution, user: Viewer) -> bool:
     return can_control(user, execution) and execution_retry_problem(execution=execution) is None
 
 
-def execution_retry(*, execution: TaskExecution, by: Viewer) -> TaskExecution:
+def execution_retry(
+    *, execution: TaskExecution, by: Viewer, limits_checked: bool = False
+) -> TaskExecution:
     """Enqueue execution's task again with the same arguments, owned by `by`; the new
     execution (its `retry_of` is execution).
 
     Raises PermissionDenied unless `by` is its owner or staff; RetryNotPossible when it is
     not failed, revoked or lost ("state"), its arguments were not kept ("call"), or it was
-    retried already ("retried"); BrokerUnavailable when it was published at once and the
-    broker could not be reached (the new execution is then FAILURE, retryable). Within
-    `collecting_publications()` (bulk, inside a transaction) the publication is added to
-    its list instead: it is known once the transaction commits."""
+    retried already ("retried"); LaunchRefused past `by`'s limits (services/limits.py;
+    unless the caller checked them: `limits_checked`); BrokerUnavailable when it was
+    published at once and the broker could not be reached (the new execution is then
+    FAILURE, retryable). Within `collecting_publications()` (bulk, inside a transaction)
+    the publication is added to its list instead: it is known once the transaction commits."""
     if not can_control(by, execution):
         raise PermissionDenied
     problem = execution_retry_problem(execution=execution)
     if problem is not None:
         raise problem
+    if not limits_checked:
+        launch_check(user=by, task_name=execution.task_name)
     call: Call = execution.call or {}
     try:
         args, kwargs = call_arguments(call)

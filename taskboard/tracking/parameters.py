@@ -9,6 +9,10 @@ its kwargs checked before anything is enqueued. Each parameter is a dict::
 
 Kinds: int, float, decimal, str, bool, date, datetime, list, dict and json (any JSON value:
 an annotation we cannot map, such as Any or a union of several types).
+
+A numeric parameter (int, float, decimal) may carry bounds, declared with
+``@track_task(..., bounds={"empleados": (1, 10_000)})``: ``"min"`` and ``"max"`` (either may
+be None: open on that side). Every numeric value must be finite, and an int fit a bigint.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import decimal
 import inspect
 import json
 import logging
+import math
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -26,6 +31,10 @@ from typing import Any
 logger = logging.getLogger("taskboard.tracking")
 
 Parameter = dict[str, Any]
+
+NUMERIC_KINDS = ("int", "float", "decimal")
+MAX_INT = 2**63 - 1  # an int parameter must fit a bigint, bounds or not
+Bounds = Mapping[str, tuple[float | None, float | None]]
 
 KINDS = ("int", "float", "decimal", "str", "bool", "date", "datetime", "list", "dict", "json")
 # The seed's convention: a `user_id` parameter names the task's owner. A launch form does not
@@ -70,8 +79,30 @@ _KIND_OF_NAME = {
 }
 
 
-def describe(function: Callable[..., Any]) -> list[Parameter]:
-    """The parameters a caller can pass by keyword (a bound task's `self` excluded)."""
+def check_bounds(bounds: Bounds) -> dict[str, tuple[float | None, float | None]]:
+    """The declared bounds as plain JSON numbers; ValueError (at import: a programming
+    error) unless each is a (low, high) pair of finite numbers or None, low <= high."""
+    checked: dict[str, tuple[float | None, float | None]] = {}
+    for name, pair in bounds.items():
+        if not isinstance(pair, tuple | list) or len(pair) != 2:
+            raise ValueError(f"bounds[{name!r}] must be a (low, high) pair")
+        for end in pair:
+            if end is not None and not _finite_number(end):
+                raise ValueError(f"bounds[{name!r}]: {end!r} is not a finite number or None")
+        low, high = pair
+        if low is not None and high is not None and low > high:
+            raise ValueError(f"bounds[{name!r}]: low {low!r} is more than high {high!r}")
+        checked[name] = (low, high)
+    return checked
+
+
+def _finite_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def describe(function: Callable[..., Any], bounds: Bounds | None = None) -> list[Parameter]:
+    """The parameters a caller can pass by keyword (a bound task's `self` excluded), a
+    numeric one with its bounds (when declared)."""
     try:
         signature = inspect.signature(function)
     except (TypeError, ValueError):
@@ -92,6 +123,8 @@ def describe(function: Callable[..., Any]) -> list[Parameter]:
             entry["nullable"] = True
         if has_default:
             entry["default"] = json_safe(parameter.default)
+        if bounds and parameter.name in bounds and kind in NUMERIC_KINDS:
+            entry["min"], entry["max"] = bounds[parameter.name]
         described.append(entry)
     return described
 
@@ -166,8 +199,48 @@ def parameters_of(template_parameters: Any) -> list[Parameter]:
 
 def check_value(parameter: Parameter, value: Any) -> bool:
     """Is value acceptable for the parameter (already converted to its Python type)?"""
+    return value_problem(parameter, value) is None
+
+
+def value_problem(parameter: Parameter, value: Any) -> str | None:
+    """Why value does not fit the parameter (already converted to its Python type): "kind"
+    (not of its kind, or None where it is not nullable), "finite" (NaN, infinite, an int
+    past a bigint), "min" or "max" (out of its bounds); None when it fits."""
     if value is None:
-        return bool(parameter.get("nullable"))
+        return None if parameter.get("nullable") else "kind"
+    if not _of_kind(parameter, value):
+        return "kind"
+    if parameter["kind"] in NUMERIC_KINDS and not isinstance(value, bool):
+        return _number_problem(parameter, value)
+    return None
+
+
+def _number_problem(parameter: Parameter, value: int | float | decimal.Decimal) -> str | None:
+    if isinstance(value, decimal.Decimal):
+        if not value.is_finite():
+            return "finite"
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            return "finite"
+    elif abs(value) > MAX_INT:
+        return "finite"
+    low, high = parameter.get("min"), parameter.get("max")
+    try:
+        if _finite_number(low) and value < _like(value, low):
+            return "min"
+        if _finite_number(high) and value > _like(value, high):
+            return "max"
+    except (ArithmeticError, TypeError, ValueError):
+        return "kind"
+    return None
+
+
+def _like(value: Any, bound: Any) -> Any:
+    # A Decimal compares with a float exactly enough, but not with a float's repr: convert.
+    return decimal.Decimal(str(bound)) if isinstance(value, decimal.Decimal) else bound
+
+
+def _of_kind(parameter: Parameter, value: Any) -> bool:
     kind = parameter["kind"]
     checks: dict[str, Callable[[Any], bool]] = {
         "bool": lambda v: isinstance(v, bool),

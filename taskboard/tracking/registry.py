@@ -33,6 +33,11 @@ class TaskSpec:
     description: str = ""
     # Initial values of the launch form (JSON); the admin may edit them afterwards.
     default_kwargs: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    # Numeric parameters' (low, high) bounds, kept with the template's parameters: the
+    # launch form and the launch service refuse values outside them.
+    bounds: Mapping[str, tuple[float | None, float | None]] = field(
+        default_factory=dict, hash=False
+    )
     # Safe to run twice: its message is acknowledged only once it has finished, and given
     # back to the broker when its process dies (README "Guarantees", delivery policy).
     idempotent: bool = False
@@ -143,7 +148,7 @@ def sync_template(spec: TaskSpec, *, task_name: str = "") -> None:
         defaults["task_name"] = task_name
         task = current_app.tasks.get(task_name)
         if task is not None:
-            defaults["parameters"] = parameters.describe(task.run)
+            defaults["parameters"] = parameters.describe(task.run, bounds=spec.bounds)
     # The description and default kwargs are the admin's to edit: the code only fills them in.
     editable = {"description": spec.description, "default_kwargs": dict(spec.default_kwargs)}
     try:
@@ -187,10 +192,14 @@ def track_task(
     *,
     description: str = "",
     default_kwargs: Mapping[str, Any] | None = None,
+    bounds: parameters.Bounds | None = None,
     idempotent: bool = False,
 ) -> Callable[[F], F]:
     """Declare a task's template key, module and display name (and, for its launch form,
     a description and default kwargs; its parameters are read from the signature).
+
+    ``bounds={"empleados": (1, 10_000)}`` bounds numeric parameters (either end None: open);
+    a launch outside them is a field error. A malformed pair raises ValueError here.
 
     ``idempotent=True`` says the task may safely run twice: it gets Celery's
     ``acks_late`` and ``reject_on_worker_lost``, so a worker that dies gives its message
@@ -208,6 +217,7 @@ def track_task(
         display_name=display_name or key,
         description=description,
         default_kwargs={k: parameters.json_safe(v) for k, v in (default_kwargs or {}).items()},
+        bounds=parameters.check_bounds(bounds or {}),
         idempotent=idempotent,
     )
 

@@ -16,9 +16,10 @@ from taskboard.permissions import can_control
 from taskboard.selectors.executions import execution_children, execution_get_for
 from taskboard.services.cancel import execution_cancel
 from taskboard.services.launch import RetryNotPossible, execution_retry, execution_retry_panel
+from taskboard.services.limits import LaunchRefused
 from taskboard.services.workers.broker import BrokerUnavailable
 from taskboard.views.htmx import CHANGED_EVENT, HtmxHttpRequest
-from taskboard.views.launch import broker_unavailable, to_task
+from taskboard.views.launch import broker_unavailable, launch_refused, to_task
 
 
 def cancel_unsent_message() -> str:
@@ -89,6 +90,8 @@ def retry(request: HtmxHttpRequest, task_id: str) -> HttpResponse:
         return HttpResponse(_("You may not retry this task."), status=403)
     except RetryNotPossible as problem:
         return HttpResponse(problem.reason, status=409)
+    except LaunchRefused as refused:  # the user's limits (services/limits.py)
+        return launch_refused(request, refused)
     except BrokerUnavailable as unsent:
         return broker_unavailable(request, unsent)
     return to_task(request, new.task_id)

@@ -6,7 +6,7 @@ from itertools import groupby
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -20,6 +20,7 @@ from taskboard.services.launch import (
     template_can_launch,
     template_launch,
 )
+from taskboard.services.limits import LaunchRefused
 from taskboard.services.workers.broker import BrokerUnavailable
 from taskboard.views.htmx import HtmxHttpRequest
 
@@ -35,6 +36,30 @@ def broker_unavailable(request: HtmxHttpRequest, unsent: BrokerUnavailable) -> H
     """503 after a launch or retry the broker did not take, with the row that says so."""
     url = reverse("taskboard:detail", args=[unsent.task_ids[0]]) if unsent.task_ids else ""
     return broker_unavailable_response(request, unsent_message(unsent), execution_url=url)
+
+
+def with_retry_after(response: HttpResponse, refused: LaunchRefused) -> HttpResponse:
+    """A refused launch's answer says when to come back (429) and is never cached."""
+    if refused.retry_after:
+        response["Retry-After"] = str(refused.retry_after)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def launch_refused(request: HttpRequest, refused: LaunchRefused) -> HttpResponse:
+    """409 (too many unfinished tasks) or 429 (too many launches) with its message: JSON
+    {"error": ...} under /api/, else the bare message (htmx swaps it where the action's
+    message goes)."""
+    response: HttpResponse
+    if request.path_info.startswith("/api/"):
+        response = JsonResponse(
+            {"error": refused.message},
+            status=refused.status,
+            json_dumps_params={"ensure_ascii": False},
+        )
+    else:
+        response = HttpResponse(refused.message, status=refused.status)
+    return with_retry_after(response, refused)
 
 
 def to_task(request: HtmxHttpRequest, task_id: str) -> HttpResponse:
@@ -57,8 +82,9 @@ def template_list(request: HtmxHttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def template_launch_page(request: HtmxHttpRequest, key: str) -> HttpResponse:
-    """GET: the template's launch form. POST: launch it, or the form again with its errors
-    (400, nothing enqueued)."""
+    """GET: the template's launch form. POST: launch it, or the form again, filled in, with
+    its errors (400), or with why it was refused (409 too many unfinished tasks, 429 too
+    many launches); then nothing is enqueued."""
     template = template_get_active(key=key)
     if template is None:
         raise Http404(_("No such task template."))
@@ -66,6 +92,7 @@ def template_launch_page(request: HtmxHttpRequest, key: str) -> HttpResponse:
         return HttpResponse(_("You may not launch this task."), status=403)
     form = TemplateLaunchForm(request.POST if request.method == "POST" else None, template=template)
     status = 200
+    refused: LaunchRefused | None = None
     if form.is_bound:
         if form.is_valid():
             try:
@@ -77,6 +104,9 @@ def template_launch_page(request: HtmxHttpRequest, key: str) -> HttpResponse:
                     form.add_error(name if name in form.fields else None, messages)
             except PermissionDenied:
                 return HttpResponse(_("You may not launch this task."), status=403)
+            except LaunchRefused as error:
+                form.add_error(None, error.message)
+                refused, status = error, error.status
             except BrokerUnavailable as unsent:
                 # The form again, filled in: nothing the user typed is lost.
                 form.add_error(None, unsent_message(unsent))
@@ -89,4 +119,6 @@ def template_launch_page(request: HtmxHttpRequest, key: str) -> HttpResponse:
     response = render(request, page, {"template": template, "form": form}, status=status)
     if status == 503:
         response["Retry-After"] = "10"
+    if refused is not None:
+        with_retry_after(response, refused)
     return response

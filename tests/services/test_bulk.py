@@ -360,9 +360,9 @@ def test_retry_delegates_to_execution_retry_and_skips_what_cannot_be(staff, monk
     called: list[int] = []
     original = execution_retry
 
-    def spy(*, execution, by):
+    def spy(*, execution, by, **options):
         called.append(execution.pk)
-        return original(execution=execution, by=by)
+        return original(execution=execution, by=by, **options)
 
     monkeypatch.setattr(bulk, "execution_retry", spy)
     call = {"args": [2, 3], "kwargs": {}}
