@@ -42,6 +42,9 @@ through conf here). The ids are stable: a new rule takes a new id.
         of seconds, each more than 0, first at most most
     taskboard.E043: TASKBOARD_SPILL_DIR: a str; when set, an absolute path
     taskboard.E060: TASKBOARD_RECONCILE_INTERVAL: a finite number of seconds, 0 or more
+    taskboard.E090: TASKBOARD_REDACT_VALUE_PATTERN: a str holding a valid regular expression
+        ("" for none)
+    taskboard.E091: TASKBOARD_REDACT_VALUES: a bool
     taskboard.W001: MIDDLEWARE: holds taskboard.middleware.TaskboardMiddleware
     taskboard.W002: FLOWER_PASSWORD: set when FLOWER_URL is (and "flower" is a worker source)
     taskboard.W003: TASKBOARD_WORKER_OFFLINE_AFTER: more than TASKBOARD_HEARTBEAT_INTERVAL
@@ -270,6 +273,8 @@ RULES: tuple[Rule, ...] = (
     Rule("TASKBOARD_BUFFER_RETRY_SECONDS", (0.5, 5.0), backoff_pair(), "taskboard.E042"),
     Rule("TASKBOARD_SPILL_DIR", "", absolute_path(), "taskboard.E043"),
     Rule("TASKBOARD_RECONCILE_INTERVAL", 15.0, non_negative("seconds"), "taskboard.E060"),
+    Rule("TASKBOARD_REDACT_VALUE_PATTERN", "", regex(), "taskboard.E090"),
+    Rule("TASKBOARD_REDACT_VALUES", True, boolean(), "taskboard.E091"),
 )
 
 

@@ -153,6 +153,9 @@ BAD_VALUES: list[tuple[str, object, str, dict[str, object]]] = [
     ("TASKBOARD_SPILL_DIR", 5, "taskboard.E043", {}),
     ("TASKBOARD_RECONCILE_INTERVAL", -1, "taskboard.E060", {}),
     ("TASKBOARD_RECONCILE_INTERVAL", "abc", "taskboard.E060", {}),
+    ("TASKBOARD_REDACT_VALUE_PATTERN", "(unclosed", "taskboard.E090", {}),
+    ("TASKBOARD_REDACT_VALUE_PATTERN", None, "taskboard.E090", {}),
+    ("TASKBOARD_REDACT_VALUES", "yes", "taskboard.E091", {}),
 ]
 
 
