@@ -49,9 +49,10 @@ def call_record(
     try:
         # allow_nan=False: NaN is not JSON, and PostgreSQL would refuse the whole row.
         if scalars_only:  # the usual call (ids, names, flags): already JSON as it is
-            if len(json.dumps(call, allow_nan=False)) > limit or _reveals(call):
+            if len(json.dumps(call, allow_nan=False)) > limit:
                 return None
-            return call
+            # The names were checked above: only the values are left.
+            return None if any(map(_reveals, [*args, *kwargs.values()])) else call
         text = kombu_json.dumps(call, allow_nan=False)
     except (TypeError, ValueError, OverflowError):
         return None

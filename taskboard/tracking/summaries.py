@@ -19,7 +19,9 @@ import json
 import re
 import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
+
+from django.core.signals import setting_changed
 
 from taskboard.conf import conf
 
@@ -36,13 +38,47 @@ def fold(name: str) -> str:
 
 
 def is_secret_name(name: object) -> bool:
-    return isinstance(name, str) and _is_secret(conf.redact_regex, name)
+    if not isinstance(name, str):
+        return False
+    known = _secret_names.get(name)
+    if known is None:
+        # The same few names come with every task: remembered until a setting changes.
+        if len(_secret_names) > 4096:
+            _secret_names.clear()
+        pattern = _settings().names
+        known = pattern.search(name) is not None or pattern.search(fold(name)) is not None
+        _secret_names[name] = known
+    return known
 
 
-@functools.lru_cache(maxsize=4096)
-def _is_secret(pattern: re.Pattern[str], name: str) -> bool:
-    # The same few names come with every task: remembered per pattern.
-    return pattern.search(name) is not None or pattern.search(fold(name)) is not None
+_secret_names: dict[str, bool] = {}
+
+
+class _Redaction(NamedTuple):
+    values: bool
+    pattern: str
+    names: re.Pattern[str]
+
+
+_current: _Redaction | None = None
+
+
+def _settings() -> _Redaction:
+    """The redaction settings, read once until a setting changes (every string of every
+    task asks)."""
+    global _current
+    if _current is None:
+        _current = _Redaction(conf.REDACT_VALUES, conf.REDACT_VALUE_PATTERN, conf.redact_regex)
+    return _current
+
+
+def _forget(**_: Any) -> None:
+    global _current
+    _current = None
+    _secret_names.clear()
+
+
+setting_changed.connect(_forget, dispatch_uid="taskboard.tracking.summaries")
 
 
 # --- Secrets inside text ----------------------------------------------------------------
@@ -70,13 +106,32 @@ def redact_text(text: str) -> str:
     """text with the secrets it holds replaced by REDACTED."""
     if not text:
         return text
-    if conf.REDACT_VALUES and _MAYBE_SECRET.search(text) is not None:
+    settings = _settings()
+    if not settings.pattern and (not settings.values or _MAYBE_SECRET.search(text) is None):
+        return text  # the common case: no digit, no separator, nothing to look for
+    if len(text) <= _CACHED_LENGTH:
+        # The same short strings come twice per task (summary, then kept call) and again
+        # with the next task: remembered, with the settings that redacted them.
+        return _redact_short(text, *settings)
+    return _redact(text, *settings)
+
+
+_CACHED_LENGTH = 200
+
+
+@functools.lru_cache(maxsize=2048)
+def _redact_short(text: str, values: bool, pattern: str, names: re.Pattern[str]) -> str:
+    return _redact(text, values, pattern, names)
+
+
+def _redact(text: str, values: bool, pattern: str, names: re.Pattern[str]) -> str:
+    if values and _MAYBE_SECRET.search(text) is not None:
         text = _BEARER.sub(r"\1 " + REDACTED, text)
         text = _JWT.sub(REDACTED, text)
         text = _ASSIGNMENT.sub(_redact_assignment, text)
         text = _redact_checked(text, _IBAN_START, _iban_end)
         text = _redact_checked(text, _CARD, _card_end)
-    extra = _value_regex(conf.REDACT_VALUE_PATTERN)
+    extra = _value_regex(pattern)
     if extra is not None:
         text = extra.sub(REDACTED, text)
     return text
@@ -181,7 +236,7 @@ def _card_end(text: str, match: re.Match[str]) -> int | None:
 
 def is_card_number(value: int) -> bool:
     """A number (not text) that is a card number all the same."""
-    if not 10**12 <= value < 10**19 or not conf.REDACT_VALUES:
+    if not 10**12 <= value < 10**19 or not _settings().values:
         return False
     digits = str(value)
     return digits[0] in "23456" and _luhn_valid(digits)
