@@ -23,8 +23,14 @@ from taskboard.tracking.summaries import redact_text
 LOG_RECEIVED = "Task %(name)s[%(id)s] received"
 LOG_SUCCESS = "Task %(name)s[%(id)s] succeeded in %(runtime)ss"
 
-#: The loggers through which Celery reports each task.
-TASK_LOGGERS = ("celery.app.trace", "celery.worker.strategy", "celery.worker.request")
+#: The loggers through which Celery reports each task, and taskboard's own (a database
+#: error may quote the values it refused).
+TASK_LOGGERS = (
+    "celery.app.trace",
+    "celery.worker.strategy",
+    "celery.worker.request",
+    "taskboard.tracking",
+)
 
 # Values of a log record's context that are a task's data, never printed.
 _HIDDEN = frozenset({"return_value", "args", "kwargs"})

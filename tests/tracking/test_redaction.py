@@ -150,6 +150,29 @@ def test_a_call_holding_a_secret_is_not_kept_for_retry():
     assert call_record(["ana"], {"importe": 12}) == {"args": ["ana"], "kwargs": {"importe": 12}}
 
 
+def test_the_log_filter_hides_results_and_redacts_errors_and_tracebacks():
+    import logging
+    import sys
+
+    from taskboard.tracking.logformats import LOG_SUCCESS, RedactingFilter
+
+    try:
+        raise PermissionError(f"clave=s3cr3t para {IBAN}")
+    except PermissionError:
+        exc_info = sys.exc_info()
+    context = {"name": "t", "id": "1", "runtime": 0.1, "return_value": {"cuenta": IBAN}}
+    success = logging.LogRecord("celery.app.trace", logging.INFO, "", 0, LOG_SUCCESS, (), None)
+    success.args = context  # as Celery logs it: a mapping
+    failure = logging.LogRecord(
+        "celery.app.trace", logging.ERROR, "", 0, "Task %s failed: %r", ("t", exc_info[1]), exc_info
+    )
+    for record in (success, failure):
+        assert RedactingFilter().filter(record)
+    assert logging.Formatter().format(success) == "Task t[1] succeeded in 0.1s"
+    text = logging.Formatter().format(failure)
+    assert "clave=[REDACTED]" in text and "Traceback" in text and leaks(text) == []
+
+
 # --- End to end: publish, a real worker, the row, the page, the API, the worker's log -----
 
 
