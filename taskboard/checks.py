@@ -46,6 +46,9 @@ through conf here). The ids are stable: a new rule takes a new id.
     taskboard.E071: TASKBOARD_MAX_UNFINISHED_PER_TEMPLATE: a whole number, 0 or more
     taskboard.E072: TASKBOARD_MAX_UNFINISHED_PER_STAFF: a whole number, 0 or more
     taskboard.E073: TASKBOARD_LAUNCHES_PER_MINUTE: a whole number, 0 or more
+    taskboard.E090: TASKBOARD_REDACT_VALUE_PATTERN: a str holding a valid regular expression
+        ("" for none)
+    taskboard.E091: TASKBOARD_REDACT_VALUES: a bool
     taskboard.W001: MIDDLEWARE: holds taskboard.middleware.TaskboardMiddleware
     taskboard.W002: FLOWER_PASSWORD: set when FLOWER_URL is (and "flower" is a worker source)
     taskboard.W003: TASKBOARD_WORKER_OFFLINE_AFTER: more than TASKBOARD_HEARTBEAT_INTERVAL
@@ -278,6 +281,8 @@ RULES: tuple[Rule, ...] = (
     Rule("TASKBOARD_MAX_UNFINISHED_PER_TEMPLATE", 2, whole(0), "taskboard.E071"),
     Rule("TASKBOARD_MAX_UNFINISHED_PER_STAFF", 1000, whole(0), "taskboard.E072"),
     Rule("TASKBOARD_LAUNCHES_PER_MINUTE", 10, whole(0), "taskboard.E073"),
+    Rule("TASKBOARD_REDACT_VALUE_PATTERN", "", regex(), "taskboard.E090"),
+    Rule("TASKBOARD_REDACT_VALUES", True, boolean(), "taskboard.E091"),
 )
 
 

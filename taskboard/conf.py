@@ -11,9 +11,16 @@ from django.core.signals import setting_changed
 
 T = TypeVar("T")
 
+# Tried on each name as written and with accents and case folded ("Contraseña" also as
+# "contrasena"). Short words that are also parts of others (pin in "spinner", card in
+# "discard", auth in "author", secret in "secretaria") match only where they stand alone:
+# between non-letters, or as a camelCase word ("userPin").
 DEFAULT_REDACT_PATTERN = (
-    r"pass(word|wd|phrase)?|secret|token|api[-_]?key|auth|credential|private[-_]?key|"
-    r"cookie|session|signature|iban|card[-_]?number|cvv|pin$"
+    r"pass(word|wd|phrase)|pass(?![a-z])|pwd|secret(?!ari)|token|api[-_]?key|"
+    r"auth(?!or(?!i))|credential|private[-_]?key|cookie|session|signature|iban|cvv|cvc|"
+    r"clave|contrase(n|ñ)a|contrasenya|tarjeta|credit[-_]?card|card[-_]?(num|no)|"
+    r"pin[-_]?(code|number)|(?<![a-z])(card|pin|nip|otp)(?![a-z])|"
+    r"(?-i:(?<=[a-z])(Card|Pin|Nip|Otp)(?![a-z]))"
 )
 
 
@@ -108,6 +115,19 @@ class Settings:
         """REDACT_PATTERN compiled; the default pattern when it is not a valid regex
         (taskboard.E002 reports it), so redaction never stops nor raises."""
         return _compile(self.REDACT_PATTERN)
+
+    @property
+    def REDACT_VALUES(self) -> bool:
+        """Secrets recognised inside values (IBANs passing their mod-97 check, card numbers
+        passing Luhn's, bearer tokens, JWTs, `clave=...`) are replaced in every stored
+        argument, result, message and traceback."""
+        return self._get("TASKBOARD_REDACT_VALUES", True, _flag)
+
+    @property
+    def REDACT_VALUE_PATTERN(self) -> str:
+        """A case-insensitive regex of the project's own secrets inside values (e.g. a
+        national id); its matches are replaced too. "" (the default): none."""
+        return self._get("TASKBOARD_REDACT_VALUE_PATTERN", "", _text)
 
     @property
     def SUMMARY_MAX_CHARS(self) -> int:

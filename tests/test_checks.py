@@ -160,6 +160,9 @@ BAD_VALUES: list[tuple[str, object, str, dict[str, object]]] = [
     ("TASKBOARD_MAX_UNFINISHED_PER_STAFF", "many", "taskboard.E072", {}),
     ("TASKBOARD_LAUNCHES_PER_MINUTE", -5, "taskboard.E073", {}),
     ("TASKBOARD_LAUNCHES_PER_MINUTE", None, "taskboard.E073", {}),
+    ("TASKBOARD_REDACT_VALUE_PATTERN", "(unclosed", "taskboard.E090", {}),
+    ("TASKBOARD_REDACT_VALUE_PATTERN", None, "taskboard.E090", {}),
+    ("TASKBOARD_REDACT_VALUES", "yes", "taskboard.E091", {}),
 ]
 
 

@@ -7,12 +7,12 @@ import time
 from typing import Any
 
 from celery import current_task
-from django.db import IntegrityError
+from django.db import IntegrityError, InterfaceError, OperationalError
 from django.utils import timezone
 
 from taskboard.models import TaskExecution, TaskState, capped
 from taskboard.tracking import summaries
-from taskboard.tracking.guard import logger, never_raise
+from taskboard.tracking.guard import log_failure, logger, never_raise
 from taskboard.tracking.ownership import user_id_of
 from taskboard.tracking.recorder import Lookup, Write, apply, buffer
 from taskboard.tracking.running import Running, TaskCancelled, running_tasks, task_lookup
@@ -38,27 +38,56 @@ def start_task_tracking(
     user: Any = None,
     display_name: str | None = None,
 ) -> TaskExecution:
-    """Return the execution of task_id, creating it if automatic tracking has not."""
+    """Return the execution of task_id, creating it if automatic tracking has not.
+
+    Never raises into the caller (tracking must not break the task): when the database
+    cannot take the row, the error is logged and an unsaved execution is returned; the
+    row is then handed to the write buffer when the database is merely away (written
+    once it is back), and progress reported against it lands once the row exists."""
+    task_id = str(task_id)
+    defaults: dict[str, Any] = {}
+    try:
+        defaults = _tracking_defaults(task_id, task_name, module, user, display_name)
+        return _start(task_id, defaults, rename=bool(display_name))
+    except Exception as exc:
+        log_failure("taskboard: could not start tracking %s", task_id)
+        if isinstance(exc, OperationalError | InterfaceError):
+            buffer.insert({**defaults, "task_id": task_id}, delay=0.0)
+        return TaskExecution(task_id=task_id, **defaults)
+
+
+def _tracking_defaults(
+    task_id: str, task_name: str, module: str, user: Any, display_name: str | None
+) -> dict[str, Any]:
     owner = user if isinstance(user, int) else user_id_of(user)
     run = running_tasks.get(task_id)
     # Inside the running task the worker knows the real identity (Celery name, owner, ...).
     defaults: dict[str, Any] = run.identity() if run is not None else {}
-    defaults.update(module=capped("module", module))
-    defaults.setdefault("task_name", capped("task_name", task_name))
+    defaults.update(module=_field("module", module))
+    defaults.setdefault("task_name", _field("task_name", task_name))
     if display_name or run is None:
-        defaults["display_name"] = capped("display_name", display_name or task_name)
+        defaults["display_name"] = _field("display_name", display_name or task_name)
     if owner is not None:
         defaults["user_id"] = owner
+    return defaults
+
+
+def _field(name: str, value: Any) -> str:
+    """A text field given by the caller, fit to be stored (no NUL, secrets redacted)."""
+    return capped(name, summaries.safe_text(str(value or "")))
+
+
+def _start(task_id: str, defaults: dict[str, Any], *, rename: bool) -> TaskExecution:
     try:
         execution, created = TaskExecution.objects.get_or_create(task_id=task_id, defaults=defaults)
     except IntegrityError:  # created by a signal handler in another process meanwhile
         execution, created = TaskExecution.objects.get(task_id=task_id), False
     if not created:
-        changes: dict[str, Any] = {"module": capped("module", module)}
-        if display_name:
-            changes["display_name"] = capped("display_name", display_name)
-        if owner is not None and execution.user_id is None:
-            changes["user_id"] = owner
+        changes: dict[str, Any] = {"module": defaults["module"]}
+        if rename:
+            changes["display_name"] = defaults["display_name"]
+        if defaults.get("user_id") is not None and execution.user_id is None:
+            changes["user_id"] = defaults["user_id"]
         TaskExecution.objects.filter(pk=execution.pk).update(**changes)
         for name, value in changes.items():
             setattr(execution, name, value)
@@ -83,7 +112,7 @@ def update_task_progress(
             Write(
                 lookup,
                 TaskState.PROGRESS,
-                {"progress": percent, "progress_message": capped("progress_message", str(message))},
+                {"progress": percent, "progress_message": _field("progress_message", message)},
                 create=run.identity if run is not None else None,
             )
         )

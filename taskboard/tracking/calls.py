@@ -3,8 +3,14 @@
 The call is stored in kombu's JSON encoding, the one Celery's json serializer puts in the
 message: dates, datetimes, decimals and UUIDs come back as themselves when it is published
 again. It is not kept (None) when an argument's name or any key in it looks secret (the
-redaction pattern: a password is never stored), when it is not JSON, or when it is longer
-than TASKBOARD_CALL_MAX_CHARS.
+redaction pattern: a password is never stored), when a value holds a secret the summaries
+would redact (an IBAN, a card number, a bearer token, `clave=...`), when a string holds a
+NUL (PostgreSQL's JSON refuses it, and with it the whole row), when it is not JSON, or when
+it is longer than TASKBOARD_CALL_MAX_CHARS.
+
+Why not keep a redacted call: a retry would run the task with "[REDACTED]" as the password
+or the account. A call that cannot be kept whole is not kept: the task cannot be retried
+(its page says so), and is launched anew by whoever knows the secret.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from typing import Any
 from kombu.utils import json as kombu_json
 
 from taskboard.conf import conf
-from taskboard.tracking.summaries import is_secret_name
+from taskboard.tracking.summaries import holds_secret, is_card_number, is_secret_name
 
 Call = dict[str, Any]  # {"args": [...], "kwargs": {...}}
 _SCALARS = frozenset({str, int, float, bool, type(None)})
@@ -43,23 +49,35 @@ def call_record(
     try:
         # allow_nan=False: NaN is not JSON, and PostgreSQL would refuse the whole row.
         if scalars_only:  # the usual call (ids, names, flags): already JSON as it is
-            return call if len(json.dumps(call, allow_nan=False)) <= limit else None
+            if len(json.dumps(call, allow_nan=False)) > limit:
+                return None
+            # The names were checked above: only the values are left.
+            return None if any(map(_reveals, [*args, *kwargs.values()])) else call
         text = kombu_json.dumps(call, allow_nan=False)
     except (TypeError, ValueError, OverflowError):
         return None
     if len(text) > limit:
         return None
     call = json.loads(text)
-    if _has_secret_key(call["args"]) or _has_secret_key(call["kwargs"]):
+    if _reveals(call["args"]) or _reveals(call["kwargs"], top=True):
         return None
     return call
 
 
-def _has_secret_key(value: Any) -> bool:
+def _reveals(value: Any, top: bool = False) -> bool:
+    """Does this JSON value hold a secret (a secret-looking key, a secret inside a string,
+    a card number) or a NUL? (The top-level kwargs' names were checked already.)"""
     if isinstance(value, dict):
-        return any(is_secret_name(key) or _has_secret_key(item) for key, item in value.items())
+        return any(
+            (not top and is_secret_name(key)) or holds_secret(key) or _reveals(item)
+            for key, item in value.items()
+        )
     if isinstance(value, list):
-        return any(_has_secret_key(item) for item in value)
+        return any(_reveals(item) for item in value)
+    if isinstance(value, str):
+        return holds_secret(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return is_card_number(value)
     return False
 
 

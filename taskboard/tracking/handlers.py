@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from taskboard.conf import conf
 from taskboard.models import SAME_WORKER_ONLY, TaskExecution, TaskState, capped
+from taskboard.tracking import logformats as logformats  # connects its worker_init
 from taskboard.tracking import summaries
 from taskboard.tracking.guard import never_raise
 from taskboard.tracking.ownership import OWNER_HEADER, in_request, resolve_owner
@@ -295,7 +296,7 @@ def on_worker_lost(
                     "finished_at": now,
                     "lost_at": now,
                     "exception_type": "WorkerLostError",
-                    "exception_message": (
+                    "exception_message": summaries.safe_text(
                         f"The process running the task on worker {hostname} died: {exception}"
                     ),
                     **({"worker": capped("worker", hostname)} if hostname else {}),
