@@ -57,7 +57,11 @@ class SecurityHeadersMiddleware:
         content_type = response.get("Content-Type", "")
         if content_type.startswith(PRIVATE_TYPES) and _logged_in(request):
             patch_cache_control(response, no_store=True)
-        if content_type.startswith("text/html") and not response.streaming:
+        if (
+            content_type.startswith("text/html")
+            and not response.streaming
+            and BIDI_CONTROLS.search(response.content)
+        ):
             response.content = BIDI_CONTROLS.sub(b"", response.content)
         return response
 
