@@ -7,11 +7,13 @@ filesystem broker and no server to install. Production sets the environment inst
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import dj_database_url
 import django_stubs_ext
+from csp.constants import NONE, SELF
 from django.utils.translation import gettext_lazy as _
 
 # Lets admin.ModelAdmin[Model] and friends be subscripted at runtime (typed with mypy).
@@ -49,6 +51,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "django_tables2",
+    # Login throttling: failed attempts per user and address, unlocked in the admin.
+    "axes",
+    "csp",
     "taskboard",
     "sgm.nomina",
     "sgm.contabilidad",
@@ -65,8 +70,13 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Permissions-Policy on every answer; Cache-Control: no-store on a logged-in user's.
+    "taskboard.security.SecurityHeadersMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "taskboard.middleware.TaskboardMiddleware",
+    # Last, as axes requires: turns a locked-out login into the cool-down page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 if not DEBUG:
@@ -122,6 +132,12 @@ def database_config() -> dict[str, Any]:
 
 DATABASES = {"default": database_config()}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# axes first: it refuses a locked-out user+address before the password is even checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -182,6 +198,38 @@ if not DEBUG:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
     SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+# --- Browser-facing security headers ------------------------------------------------------
+# Only the site's own scripts and styles run: no inline script, style or handler, no eval
+# (htmx's trigger filters and hx-on are replaced by static/taskboard/taskboard.js, and
+# htmx's injected indicator style by the stylesheet; see base.html's htmx-config).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        # data: only for the empty favicon of base.html.
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "font-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+
+# --- Login throttling (django-axes) -------------------------------------------------------
+# After AXES_FAILURE_LIMIT wrong passwords for one username from one address, that pair is
+# refused (even with the right password) for the cool-down, on the login page and the
+# admin's; staff unlock earlier by deleting the attempt in the admin (Axes › Access attempts).
+AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("AXES_COOLOFF_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "taskboard.security.lockout_response"
+# The address is REMOTE_ADDR (axes' default without django-ipware): X-Forwarded-For is not
+# trusted, since a client could send its own to dodge the count.
 
 # --- Celery -------------------------------------------------------------------------------
 # Seconds Redis waits before giving a dead worker's messages to another (see the delivery

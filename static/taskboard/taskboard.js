@@ -50,3 +50,44 @@
     refresh(form);
   });
 })();
+
+// The Content-Security-Policy allows no inline handler and no eval, so htmx's trigger filters
+// ("every 5s [expr]") and hx-on handlers live here instead, driven by data attributes:
+//   data-taskboard-hold="live open bulk"  which requests of the element wait:
+//     live: its polls (no triggering event) while the live switch is off;
+//     open: its polls while the element (a <details>) is open, so a swap never closes it;
+//     bulk: all its requests while rows are selected in the task list (taskboardBulkHeld()).
+//   data-taskboard-swap-errors="400 409 429" | "4xx"  such answers carry a message for the user:
+//     swapped like a success instead of dropped (on the target or an ancestor of it).
+//   data-taskboard-remove-on-success  the element removes itself after a successful request.
+(function () {
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var elt = event.detail.elt;
+    var hold = elt && elt.getAttribute && elt.getAttribute("data-taskboard-hold");
+    if (!hold) return;
+    var holds = hold.split(/\s+/);
+    var poll = !(event.detail.requestConfig && event.detail.requestConfig.triggeringEvent);
+    var held =
+      (poll && holds.indexOf("live") !== -1 && window.taskboardLive === false) ||
+      (poll && holds.indexOf("open") !== -1 && elt.open) ||
+      (holds.indexOf("bulk") !== -1 && window.taskboardBulkHeld && window.taskboardBulkHeld());
+    if (held) event.preventDefault();
+  });
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var host = event.target.closest && event.target.closest("[data-taskboard-swap-errors]");
+    if (!host) return;
+    var which = host.getAttribute("data-taskboard-swap-errors").split(/\s+/);
+    var status = event.detail.xhr.status;
+    if ((which.indexOf("4xx") !== -1 && status >= 400 && status < 500) ||
+        which.indexOf(String(status)) !== -1) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
+  });
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var elt = event.target;
+    if (event.detail.successful && elt.matches && elt.matches("[data-taskboard-remove-on-success]")) {
+      elt.remove();
+    }
+  });
+})();

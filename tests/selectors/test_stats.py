@@ -155,8 +155,8 @@ def test_stats_fragment_is_a_fragment_with_or_without_htmx(staff):
         assert response.status_code == 200 and "<html" not in html
         assert html.startswith('<div id="stats-panel" class="panel stats"')
         assert f'hx-get="{reverse("taskboard:stats")}"' in html
-        trigger = "every 5s [window.taskboardLive !== false], taskboard:changed from:body"
-        assert f'hx-trigger="{trigger}"' in html
+        trigger = "every 5s, taskboard:changed from:body"
+        assert f'hx-trigger="{trigger}" data-taskboard-hold="live"' in html
         assert 'hx-swap="outerHTML"' in html
         assert f'href="{module_url("contabilidad")}"' in html
 

@@ -204,11 +204,11 @@ def test_list_has_checkboxes_and_the_bulk_form_for_staff_only(ana, staff):
     assert f'name="ids" value="{mine.pk}"' in page and "data-bulk-form" in page
     assert 'action="/tasks/bulk/"' in page and 'name="module" value="nomina"' in page
     # While rows are selected the list does not refresh itself.
-    assert "!window.taskboardBulkHeld()" in page
+    assert 'data-taskboard-hold="live bulk"' in page
     own = client_for(ana).get(reverse("taskboard:list")).content.decode()
     assert mine.task_id in own
     assert 'name="ids"' not in own and "data-bulk-form" not in own
-    assert "taskboardBulkHeld" not in own
+    assert 'data-taskboard-hold="live"' in own and 'data-taskboard-hold="live bulk"' not in own
 
 
 def test_module_page_offers_cancel_all_queued(staff):

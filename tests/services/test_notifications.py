@@ -448,7 +448,8 @@ def test_bell_is_a_polling_fragment_with_the_unread_count(ana):
     assert response.status_code == 200 and "<html" not in html
     assert html.startswith('<details id="notification-bell"')
     assert 'hx-get="/tasks/notifications/bell/"' in html and 'hx-swap="outerHTML"' in html
-    assert "every 5s [window.taskboardLive !== false" in html
+    assert 'hx-trigger="every 5s, taskboard:changed from:body"' in html
+    assert 'data-taskboard-hold="live open"' in html
     assert "taskboard:changed from:body" in html and "load," not in html
     assert 'data-unread="7"' in html and '<span class="bell-count">7</span>' in html
     assert html.count('class="bell-item') == 5  # the newest five unread

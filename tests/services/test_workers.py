@@ -153,9 +153,10 @@ def test_users_see_their_own_active_tasks_and_a_count_of_the_rest(
 def test_panel_polls_and_the_dashboard_loads_it_by_itself(db, ana):
     page = client_for(ana).get(reverse("taskboard:dashboard")).content.decode()
     assert 'id="workers-panel"' in page
-    assert 'hx-trigger="load, every 5s [window.taskboardLive !== false]' in page
+    assert 'hx-trigger="load, every 5s, taskboard:changed from:body"' in page
     fragment = client_for(ana).get(reverse("taskboard:workers"), headers=HX).content.decode()
-    assert 'hx-trigger="every 5s [window.taskboardLive !== false]' in fragment
+    trigger = 'hx-trigger="every 5s, taskboard:changed from:body" data-taskboard-hold="live"'
+    assert trigger in fragment
 
 
 def test_panel_needs_a_login(client, db):

@@ -39,7 +39,7 @@ def test_page_is_a_whole_page_and_fragments_are_fragments(ana):
     client = client_for(ana)
     page = client.get(reverse("taskboard:dashboard"))
     assert page.status_code == 200 and b"<html" in page.content
-    trigger = b'hx-trigger="every 5s [window.taskboardLive !== false], taskboard:changed from:body"'
+    trigger = b'hx-trigger="every 5s, taskboard:changed from:body" data-taskboard-hold="live"'
     assert trigger in page.content and b"data-taskboard-live" in page.content
     for headers in ({}, HX):
         fragment = client.get(reverse("taskboard:list"), headers=headers)
