@@ -61,7 +61,30 @@ def execution_get_for(*, viewer: Viewer | None, task_id: str) -> TaskExecution |
 
 
 def execution_children(*, execution: TaskExecution) -> TaskExecutionQuerySet:
+    """Every task execution launched, whoever owns them (oldest first): not for display."""
     return TaskExecution.objects.filter(parent_task_id=execution.task_id).order_by("created_at")
+
+
+@dataclass(frozen=True)
+class Children:
+    """The children of an execution as one viewer may see them."""
+
+    shown: list[TaskExecution]  # the ones viewer may see, oldest first, at most `limit`
+    hidden: int  # the ones viewer may not see: counted, never described
+
+
+def execution_children_for(
+    *, viewer: Viewer | None, execution: TaskExecution, limit: int
+) -> Children:
+    """The children viewer may see (at most limit) and how many others there are. One query
+    for staff (they see all); two for anyone else (the others are only counted)."""
+    children = execution_children(execution=execution)
+    shown = list(children.visible_to(viewer)[:limit])
+    if is_operator(viewer):
+        return Children(shown=shown, hidden=0)
+    visible = children.visible_to(viewer).values("pk")
+    hidden = children.exclude(pk__in=visible).count()
+    return Children(shown=shown, hidden=hidden)
 
 
 def user_task_list(*, user: Viewer | None, module: str | None = None) -> TaskExecutionQuerySet:
