@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import Case, Count, Max, Min, Q, Sum, Value, When
+from django.db.models import Case, Count, IntegerField, Max, Min, Q, Sum, Value, When, Window
 
 from taskboard.inputs import whole_number
 from taskboard.models import (
@@ -76,15 +76,32 @@ class Children:
 def execution_children_for(
     *, viewer: Viewer | None, execution: TaskExecution, limit: int
 ) -> Children:
-    """The children viewer may see (at most limit) and how many others there are. One query
-    for staff (they see all); two for anyone else (the others are only counted)."""
+    """The children viewer may see (at most limit) and how many others there are. One query:
+    visible ones first, each row carrying the count of all children and of its own kind
+    (window counts, taken before the LIMIT). Only the visible rows are returned in `shown`."""
     children = execution_children(execution=execution)
-    shown = list(children.visible_to(viewer)[:limit])
     if is_operator(viewer):
-        return Children(shown=shown, hidden=0)
-    visible = children.visible_to(viewer).values("pk")
-    hidden = children.exclude(pk__in=visible).count()
-    return Children(shown=shown, hidden=hidden)
+        return Children(shown=list(children[:limit]), hidden=0)
+    visible = Q(pk__in=children.visible_to(viewer).values("pk"))
+    flag = Case(When(visible, then=Value(1)), default=Value(0), output_field=IntegerField())
+    rows = list(
+        children.annotate(
+            child_visible=flag,
+            children_total=Window(Count("pk")),
+            kind_total=Window(Count("pk"), partition_by=[flag]),
+        ).order_by("-child_visible", "created_at", "pk")[:limit]
+    )
+    if not rows:
+        return Children(shown=[], hidden=0)
+    shown = [row for row in rows if _annotated(row, "child_visible")]
+    first = rows[0]
+    visible_total = _annotated(first, "kind_total") if _annotated(first, "child_visible") else 0
+    return Children(shown=shown, hidden=_annotated(first, "children_total") - visible_total)
+
+
+def _annotated(row: TaskExecution, name: str) -> int:
+    """A number the query annotated row with (not a field the type knows)."""
+    return int(getattr(row, name))
 
 
 def user_task_list(*, user: Viewer | None, module: str | None = None) -> TaskExecutionQuerySet:
