@@ -255,12 +255,6 @@ class Settings:
         return self._get("TASKBOARD_BULK_BATCH_SIZE", 200, _whole)
 
     @property
-    def BULK_MAX_ROWS(self) -> int:
-        """One bulk action handles at most this many executions (the newest); the
-        confirmation says so when more match, and running it again handles the rest."""
-        return self._get("TASKBOARD_BULK_MAX_ROWS", 10000, _whole)
-
-    @property
     def ETA_MIN_PROGRESS(self) -> int:
         """A running task shows the time it has left once its progress reaches this many
         percent (below it, the rate says too little)."""

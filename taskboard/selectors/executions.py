@@ -160,7 +160,7 @@ def execution_retries(*, execution: TaskExecution) -> TaskExecutionQuerySet:
 
 @dataclass(frozen=True)
 class BulkPreview:
-    """What a bulk action will work on: the newest `limit` executions of a selection.
+    """What a bulk action will work on: every execution of a selection, counted.
 
     The action then runs on the primary keys low..high, so executions created after the
     confirmation are never touched by it."""
@@ -169,31 +169,27 @@ class BulkPreview:
     affected: int  # of them, those in a state the action applies to
     low: int | None
     high: int | None
-    more: bool  # further (older) executions match beyond the limit
 
 
-def execution_bulk_preview(*, rows: TaskExecutionQuerySet, affected: Q, limit: int) -> BulkPreview:
-    """Counts for a bulk action's confirmation: of the newest `limit` rows, how many there
-    are and how many match `affected` (those the action applies to). Two queries, run only
-    when a person asks for a confirmation: an aggregate over those rows, and whether older
-    ones exist."""
-    # Aggregated over the sliced query itself (a subquery in FROM): no join back. The test
-    # is an annotation of that inner query, so `affected` may refer to its rows (OuterRef).
-    newest = rows.select_related(None).annotate(
-        bulk_affected=Case(When(affected, then=Value(1)), default=Value(0))
+def execution_bulk_preview(*, rows: TaskExecutionQuerySet, affected: Q) -> BulkPreview:
+    """Counts for a bulk action's confirmation: how many rows there are and how many match
+    `affected` (those the action applies to), and their primary-key range. One aggregate
+    query over the whole selection, run only when a person asks for a confirmation."""
+    # The test is an annotation, so `affected` may refer to the rows (OuterRef).
+    counted = (
+        rows.select_related(None)
+        .order_by()
+        .annotate(bulk_affected=Case(When(affected, then=Value(1)), default=Value(0)))
     )
-    counts = newest.order_by("-pk")[:limit].aggregate(
+    counts = counted.aggregate(
         total=Count("id"),
         affected=Sum("bulk_affected"),
         low=Min("id"),
         high=Max("id"),
     )
-    low, high = counts["low"], counts["high"]
-    more = low is not None and rows.filter(pk__lt=low).exists()
     return BulkPreview(
         total=int(counts["total"]),
         affected=int(counts["affected"] or 0),
-        low=low,
-        high=high,
-        more=more,
+        low=counts["low"],
+        high=counts["high"],
     )
