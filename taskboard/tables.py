@@ -145,6 +145,13 @@ def rows_per_page(data: QueryDict) -> int:
     return min(number, MAX_PER_PAGE)
 
 
+def sort_order(table: TaskExecutionTable, data: QueryDict) -> list[str]:
+    """The `sort` values that name a sortable column of table ("-" for descending); any
+    other is ignored."""
+    names = {column.name for column in table.columns if column.orderable}
+    return [v for v in data.getlist("sort")[:3] if v.removeprefix("-") in names]
+
+
 def task_table(request: HttpRequest) -> TaskExecutionTable:
     """What request.user may see, filtered, sorted and paged as its query string says
     (page and per_page clamped)."""
@@ -160,9 +167,12 @@ def task_table(request: HttpRequest) -> TaskExecutionTable:
         bulk_filters=filters if staff else None,
         exclude=() if staff else ("select",),
     )
-    # Sorting from the request; paging from the checked numbers above (django-tables2 would
-    # pass any int() to the query: an OFFSET past a bigint is a database error).
-    tables.RequestConfig(request, paginate=False).configure(table)
+    # Sorting and paging from checked values, not RequestConfig's: it would pass any int() to
+    # the query (an OFFSET past a bigint is a database error) and any text as an accessor.
+    table.request = request
+    order_by = sort_order(table, request.GET)
+    if order_by:
+        table.order_by = order_by
     # LazyPaginator: pages without a COUNT(*) over the whole table.
     try:
         table.paginate(paginator_class=tables.LazyPaginator, per_page=per_page, page=page)

@@ -124,3 +124,15 @@ def test_stats_and_module_params(staff):
         ):
             response = client.get(url, params, headers=HX)
             assert response.status_code in (200, 400, 404), (url, value)
+
+
+def test_sort_takes_only_sortable_columns(ana):
+    make_history([ana], count=30)
+    client = client_for(ana)
+    for sort in ("-module", "label", "-started_at"):
+        table = client.get(reverse("taskboard:list"), {"sort": sort}).context["table"]
+        assert list(table.order_by) == [sort]
+    default = list(client.get(reverse("taskboard:list")).context["table"].order_by)
+    for sort in ("user__password", "1.5", "\u202etxt.exe", "actions", "select.pk"):
+        table = client.get(reverse("taskboard:list"), {"sort": sort}).context["table"]
+        assert list(table.order_by) == default, sort
