@@ -32,7 +32,6 @@ through conf here). The ids are stable: a new rule takes a new id.
         host
     taskboard.E023: TASKBOARD_CALL_MAX_CHARS: a whole number, 0 or more
     taskboard.E024: TASKBOARD_BULK_BATCH_SIZE: a whole number, 1 or more
-    taskboard.E025: TASKBOARD_BULK_MAX_ROWS: a whole number, 1 or more
     taskboard.E026: TASKBOARD_ETA_MIN_PROGRESS: a whole number from 1 to 100
     taskboard.E027: TASKBOARD_TYPICAL_DURATION_RUNS: a whole number, 1 or more
     taskboard.E030: TASKBOARD_FLOWER_DEADLINE: a finite number of seconds, more than 0
@@ -268,7 +267,6 @@ RULES: tuple[Rule, ...] = (
     Rule("TASKBOARD_SITE_URL", "", url(), "taskboard.E022"),
     Rule("TASKBOARD_CALL_MAX_CHARS", 10000, whole(0), "taskboard.E023"),
     Rule("TASKBOARD_BULK_BATCH_SIZE", 200, whole(1), "taskboard.E024"),
-    Rule("TASKBOARD_BULK_MAX_ROWS", 10000, whole(1), "taskboard.E025"),
     Rule("TASKBOARD_ETA_MIN_PROGRESS", 5, whole(1, 100), "taskboard.E026"),
     Rule("TASKBOARD_TYPICAL_DURATION_RUNS", 100, whole(1), "taskboard.E027"),
     Rule("TASKBOARD_FLOWER_DEADLINE", 2.5, positive("seconds"), "taskboard.E030"),

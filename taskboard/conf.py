@@ -275,12 +275,6 @@ class Settings:
         return self._get("TASKBOARD_BULK_BATCH_SIZE", 200, _whole)
 
     @property
-    def BULK_MAX_ROWS(self) -> int:
-        """One bulk action handles at most this many executions (the newest); the
-        confirmation says so when more match, and running it again handles the rest."""
-        return self._get("TASKBOARD_BULK_MAX_ROWS", 10000, _whole)
-
-    @property
     def MAX_UNFINISHED_PER_USER(self) -> int:
         """A plain user may have at most this many unfinished (queued or running) tasks in
         all; more launches are refused (409). 0: no limit."""

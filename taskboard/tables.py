@@ -5,16 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 import django_tables2 as tables
+from django.core.paginator import EmptyPage
 from django.http import HttpRequest, QueryDict
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
+from taskboard.inputs import whole_number
 from taskboard.models import TaskExecution, TaskState
 from taskboard.permissions import is_operator
 from taskboard.selectors.estimates import execution_estimates
 from taskboard.selectors.executions import execution_list_for
 
 PER_PAGE = 25
+MAX_PER_PAGE = 100  # a larger per_page is clamped to this
+MAX_PAGE = 999_999  # of 100 rows: an OFFSET every database takes
 FILTER_NAMES = ("module", "state", "owner", "q")
 
 
@@ -122,8 +126,37 @@ def filter_labels(filters: dict[str, str]) -> list[tuple[str, str]]:
     ]
 
 
+def page_number(data: QueryDict) -> int:
+    """The list's page, clamped: 1 unless it is a whole number; at most MAX_PAGE (and a page
+    past the last is the first, see task_table)."""
+    raw = data.get("page", "")
+    if not (raw.isascii() and raw.isdigit()):
+        return 1
+    if len(raw) > len(str(MAX_PAGE)):
+        return MAX_PAGE
+    return min(max(int(raw), 1), MAX_PAGE)
+
+
+def rows_per_page(data: QueryDict) -> int:
+    """per_page clamped to 1..MAX_PER_PAGE; the default when it is not a whole number."""
+    number = whole_number(data.get("per_page", ""), max_digits=6)
+    if number is None or number < 1:
+        return PER_PAGE
+    return min(number, MAX_PER_PAGE)
+
+
+def sort_order(table: TaskExecutionTable, data: QueryDict) -> list[str]:
+    """The `sort` values that name a sortable column of table ("-" for descending); any
+    other is ignored."""
+    names = {column.name for column in table.columns if column.orderable}
+    return [v for v in data.getlist("sort")[:3] if v.removeprefix("-") in names]
+
+
 def task_table(request: HttpRequest) -> TaskExecutionTable:
-    """What request.user may see, filtered, sorted and paged as its query string says."""
+    """What request.user may see, filtered, sorted and paged as its query string says
+    (page and per_page clamped)."""
+    page = page_number(request.GET)
+    per_page = rows_per_page(request.GET)
     filters = list_filters(request)
     rows = execution_list_for(viewer=request.user, **filters)
     staff = is_operator(request.user)
@@ -134,12 +167,17 @@ def task_table(request: HttpRequest) -> TaskExecutionTable:
         bulk_filters=filters if staff else None,
         exclude=() if staff else ("select",),
     )
+    # Sorting and paging from checked values, not RequestConfig's: it would pass any int() to
+    # the query (an OFFSET past a bigint is a database error) and any text as an accessor.
+    table.request = request
+    order_by = sort_order(table, request.GET)
+    if order_by:
+        table.order_by = order_by
     # LazyPaginator: pages without a COUNT(*) over the whole table.
-    tables.RequestConfig(
-        request, paginate={"paginator_class": tables.LazyPaginator, "per_page": PER_PAGE}
-    ).configure(table)
-    page = getattr(table, "page", None)
-    if page is not None:
-        # The page's estimates at once: one query for every queued row's typical duration.
-        execution_estimates(executions=[row.record for row in page.object_list])
+    try:
+        table.paginate(paginator_class=tables.LazyPaginator, per_page=per_page, page=page)
+    except EmptyPage:  # past the end: the first page (the last is unknown without a COUNT)
+        table.paginate(paginator_class=tables.LazyPaginator, per_page=per_page, page=1)
+    # The page's estimates at once: one query for every queued row's typical duration.
+    execution_estimates(executions=[row.record for row in table.page.object_list])
     return table

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
+from taskboard import converters  # noqa: F401  (registers <anyid:...>)
 from taskboard.views import bulk, dashboard, executions, launch, notifications
 
 app_name = "taskboard"
@@ -13,7 +14,7 @@ urlpatterns = [
     path("fragments/list/", dashboard.list_fragment, name="list"),
     path("fragments/stats/", dashboard.stats_fragment, name="stats"),
     path("fragments/workers/", dashboard.workers_fragment, name="workers"),
-    path("modules/<str:module>/", dashboard.module_page, name="module"),
+    path("modules/<anyid:module>/", dashboard.module_page, name="module"),
     # Before the <task_id> patterns, which would otherwise take these words for a task id.
     path("notifications/", notifications.notifications, name="notifications"),
     path("notifications/bell/", notifications.bell, name="bell"),
@@ -29,11 +30,11 @@ urlpatterns = [
         name="notification_preferences",
     ),
     path("templates/", launch.template_list, name="templates"),
-    path("templates/<str:key>/launch/", launch.template_launch_page, name="template_launch"),
+    path("templates/<anyid:key>/launch/", launch.template_launch_page, name="template_launch"),
     path("bulk/", bulk.confirm, name="bulk_confirm"),
     path("bulk/run/", bulk.run, name="bulk_run"),
-    path("<str:task_id>/", executions.detail, name="detail"),
-    path("<str:task_id>/progress/", executions.progress_fragment, name="progress"),
-    path("<str:task_id>/cancel/", executions.cancel, name="cancel"),
-    path("<str:task_id>/retry/", executions.retry, name="retry"),
+    path("<anyid:task_id>/", executions.detail, name="detail"),
+    path("<anyid:task_id>/progress/", executions.progress_fragment, name="progress"),
+    path("<anyid:task_id>/cancel/", executions.cancel, name="cancel"),
+    path("<anyid:task_id>/retry/", executions.retry, name="retry"),
 ]

@@ -133,8 +133,6 @@ BAD_VALUES: list[tuple[str, object, str, dict[str, object]]] = [
     ("TASKBOARD_BULK_BATCH_SIZE", "abc", "taskboard.E024", {}),
     ("TASKBOARD_BULK_BATCH_SIZE", True, "taskboard.E024", {}),
     ("TASKBOARD_BULK_BATCH_SIZE", 2.0, "taskboard.E024", {}),
-    ("TASKBOARD_BULK_MAX_ROWS", 0, "taskboard.E025", {}),
-    ("TASKBOARD_BULK_MAX_ROWS", "abc", "taskboard.E025", {}),
     ("TASKBOARD_ETA_MIN_PROGRESS", 0, "taskboard.E026", {}),
     ("TASKBOARD_ETA_MIN_PROGRESS", 101, "taskboard.E026", {}),
     ("TASKBOARD_ETA_MIN_PROGRESS", "abc", "taskboard.E026", {}),

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import Case, Count, Max, Min, Q, Sum, Value, When
+from django.db.models import Case, Count, IntegerField, Max, Min, Q, Sum, Value, When, Window
 
 from taskboard.inputs import whole_number
 from taskboard.models import (
@@ -61,7 +61,47 @@ def execution_get_for(*, viewer: Viewer | None, task_id: str) -> TaskExecution |
 
 
 def execution_children(*, execution: TaskExecution) -> TaskExecutionQuerySet:
+    """Every task execution launched, whoever owns them (oldest first): not for display."""
     return TaskExecution.objects.filter(parent_task_id=execution.task_id).order_by("created_at")
+
+
+@dataclass(frozen=True)
+class Children:
+    """The children of an execution as one viewer may see them."""
+
+    shown: list[TaskExecution]  # the ones viewer may see, oldest first, at most `limit`
+    hidden: int  # the ones viewer may not see: counted, never described
+
+
+def execution_children_for(
+    *, viewer: Viewer | None, execution: TaskExecution, limit: int
+) -> Children:
+    """The children viewer may see (at most limit) and how many others there are. One query:
+    visible ones first, each row carrying the count of all children and of its own kind
+    (window counts, taken before the LIMIT). Only the visible rows are returned in `shown`."""
+    children = execution_children(execution=execution)
+    if is_operator(viewer):
+        return Children(shown=list(children[:limit]), hidden=0)
+    visible = Q(pk__in=children.visible_to(viewer).values("pk"))
+    flag = Case(When(visible, then=Value(1)), default=Value(0), output_field=IntegerField())
+    rows = list(
+        children.annotate(
+            child_visible=flag,
+            children_total=Window(Count("pk")),
+            kind_total=Window(Count("pk"), partition_by=[flag]),
+        ).order_by("-child_visible", "created_at", "pk")[:limit]
+    )
+    if not rows:
+        return Children(shown=[], hidden=0)
+    shown = [row for row in rows if _annotated(row, "child_visible")]
+    first = rows[0]
+    visible_total = _annotated(first, "kind_total") if _annotated(first, "child_visible") else 0
+    return Children(shown=shown, hidden=_annotated(first, "children_total") - visible_total)
+
+
+def _annotated(row: TaskExecution, name: str) -> int:
+    """A number the query annotated row with (not a field the type knows)."""
+    return int(getattr(row, name))
 
 
 def user_task_list(*, user: Viewer | None, module: str | None = None) -> TaskExecutionQuerySet:
@@ -120,7 +160,7 @@ def execution_retries(*, execution: TaskExecution) -> TaskExecutionQuerySet:
 
 @dataclass(frozen=True)
 class BulkPreview:
-    """What a bulk action will work on: the newest `limit` executions of a selection.
+    """What a bulk action will work on: every execution of a selection, counted.
 
     The action then runs on the primary keys low..high, so executions created after the
     confirmation are never touched by it."""
@@ -129,31 +169,27 @@ class BulkPreview:
     affected: int  # of them, those in a state the action applies to
     low: int | None
     high: int | None
-    more: bool  # further (older) executions match beyond the limit
 
 
-def execution_bulk_preview(*, rows: TaskExecutionQuerySet, affected: Q, limit: int) -> BulkPreview:
-    """Counts for a bulk action's confirmation: of the newest `limit` rows, how many there
-    are and how many match `affected` (those the action applies to). Two queries, run only
-    when a person asks for a confirmation: an aggregate over those rows, and whether older
-    ones exist."""
-    # Aggregated over the sliced query itself (a subquery in FROM): no join back. The test
-    # is an annotation of that inner query, so `affected` may refer to its rows (OuterRef).
-    newest = rows.select_related(None).annotate(
-        bulk_affected=Case(When(affected, then=Value(1)), default=Value(0))
+def execution_bulk_preview(*, rows: TaskExecutionQuerySet, affected: Q) -> BulkPreview:
+    """Counts for a bulk action's confirmation: how many rows there are and how many match
+    `affected` (those the action applies to), and their primary-key range. One aggregate
+    query over the whole selection, run only when a person asks for a confirmation."""
+    # The test is an annotation, so `affected` may refer to the rows (OuterRef).
+    counted = (
+        rows.select_related(None)
+        .order_by()
+        .annotate(bulk_affected=Case(When(affected, then=Value(1)), default=Value(0)))
     )
-    counts = newest.order_by("-pk")[:limit].aggregate(
+    counts = counted.aggregate(
         total=Count("id"),
         affected=Sum("bulk_affected"),
         low=Min("id"),
         high=Max("id"),
     )
-    low, high = counts["low"], counts["high"]
-    more = low is not None and rows.filter(pk__lt=low).exists()
     return BulkPreview(
         total=int(counts["total"]),
         affected=int(counts["affected"] or 0),
-        low=low,
-        high=high,
-        more=more,
+        low=counts["low"],
+        high=counts["high"],
     )

@@ -4,8 +4,8 @@ services/cancel.py, with the single cancel).
 Every action works through its rows in bounded batches, newest first by primary key
 (a keyset walk: each batch starts below the last one, so the whole walk reads the rows
 once), with one transaction per batch, and reports how many it acted on and how many it
-skipped. The rows come already bounded from the caller (the confirmation's pk range, or the
-selected ids); `limit` guards against an unbounded selection anyway.
+skipped. Every row of the selection is reached, however many (memory holds one batch); the
+caller bounds the selection (the confirmation's pk range, or the selected ids).
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def executions_retry(
     retried = unsent = refused = 0
     # Not retried already: a second bulk retry of the same selection enqueues nothing twice.
     # execution_retry has the last word.
-    for batch in rows.retryable().batches(size=size, limit=conf.BULK_MAX_ROWS):
+    for batch in rows.retryable().batches(size=size):
         room = unfinished_room(user=by)
         if room == 0:
             refused += len(batch)
@@ -100,7 +100,7 @@ def executions_delete(
     total = rows.count()
     deleted = 0
     label = TaskExecution._meta.label
-    for batch in rows.finished().batches(size=size, limit=conf.BULK_MAX_ROWS):
+    for batch in rows.finished().batches(size=size):
         with transaction.atomic():
             # The state is checked again in the DELETE itself: finished is final, but this
             # keeps "never a running one" true whatever happened since the batch was read.

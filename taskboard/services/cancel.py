@@ -87,8 +87,8 @@ def executions_cancel(
     size = batch_size or conf.BULK_BATCH_SIZE
     total = rows.count()
     cancelled = unsent = 0
-    batches = rows.active().batches(size=size, fields=("task_id",), limit=conf.BULK_MAX_ROWS)
-    for batch in batches:
+    # Every matching row, one batch in memory at a time.
+    for batch in rows.active().batches(size=size, fields=("task_id",)):
         asked = executions_record_cancel_request(
             rows=TaskExecution.objects.filter(pk__in=[r[0] for r in batch]),
             by=by,

@@ -13,13 +13,15 @@ from django_htmx.http import HTMX_STOP_POLLING, trigger_client_event
 
 from taskboard.models import TaskExecution
 from taskboard.permissions import can_control
-from taskboard.selectors.executions import execution_children, execution_get_for
+from taskboard.selectors.executions import execution_children_for, execution_get_for
 from taskboard.services.cancel import execution_cancel
 from taskboard.services.launch import RetryNotPossible, execution_retry, execution_retry_panel
 from taskboard.services.limits import LaunchRefused
 from taskboard.services.workers.broker import BrokerUnavailable
 from taskboard.views.htmx import CHANGED_EVENT, HtmxHttpRequest
 from taskboard.views.launch import broker_unavailable, launch_refused, to_task
+
+MAX_CHILDREN = 50
 
 
 def cancel_unsent_message() -> str:
@@ -42,7 +44,10 @@ def detail(request: HtmxHttpRequest, task_id: str) -> HttpResponse:
     execution = _execution_or_404(request, task_id)
     context = {
         "execution": execution,
-        "children": execution_children(execution=execution)[:50],
+        # Only those the viewer may see; the others are counted, never described (F3).
+        "children": execution_children_for(
+            viewer=request.user, execution=execution, limit=MAX_CHILDREN
+        ),
         "can_control": can_control(request.user, execution),
         "retry": execution_retry_panel(execution=execution, viewer=request.user),
     }

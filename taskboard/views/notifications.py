@@ -8,7 +8,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -63,13 +63,18 @@ def notifications(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, "taskboard/notifications.html", {"page": page})
 
 
-def _next_or(request: HttpRequest, fallback: str) -> str:
-    """The form's `next` when it points into this site, else fallback."""
+def _next_or(request: HttpRequest, fallback: str) -> HttpResponseRedirect:
+    """To the form's `next` when it is a path of this site, else to fallback.
+
+    Only a local absolute path: redirect() would take a bare word for a view name (and fail),
+    and a scheme or host, however spelled, leaves the site."""
     target = request.POST.get("next", "")
-    safe = url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    local = (
+        target.startswith("/")
+        and target.isprintable()
+        and url_has_allowed_host_and_scheme(target, allowed_hosts=None)
     )
-    return target if target and safe else fallback
+    return HttpResponseRedirect(target if local else fallback)
 
 
 @login_required
@@ -78,7 +83,7 @@ def mark_read(request: HtmxHttpRequest, notification_id: int) -> HttpResponse:
     notification = notification_mark_read(user=request.user, notification_id=notification_id)
     if notification is None:
         raise Http404(_("No such notification."))
-    return redirect(_next_or(request, reverse("taskboard:notifications")))
+    return _next_or(request, reverse("taskboard:notifications"))
 
 
 @login_required
@@ -87,7 +92,7 @@ def mark_all_read(request: HtmxHttpRequest) -> HttpResponse:
     notifications_mark_all_read(user=request.user)
     if request.htmx:  # the bell's button: the fresh bell, and every panel refreshes
         return trigger_client_event(_bell(request), CHANGED_EVENT)
-    return redirect(_next_or(request, reverse("taskboard:notifications")))
+    return _next_or(request, reverse("taskboard:notifications"))
 
 
 class PreferencesForm(forms.ModelForm[NotificationPreference]):

@@ -268,22 +268,6 @@ def test_cancel_all_matching_the_filter_touches_only_what_was_confirmed(staff, r
     assert other_module.pk not in cancelled and later.pk not in cancelled
 
 
-def test_more_than_the_limit_takes_the_newest_and_says_so(staff, settings, revokes):
-    settings.TASKBOARD_BULK_MAX_ROWS = 5
-    rows = [make_execution(module="contabilidad", state=TaskState.PENDING) for _ in range(8)]
-    client = client_for(staff)
-    page = client.get(CONFIRM, {"action": "cancel", "scope": "filter", "module": "contabilidad"})
-    assert b'class="bulk-more"' in page.content
-    counts, fields = confirmation(client, action="cancel", scope="filter", module="contabilidad")
-    assert counts == {"total": 5, "affected": 5}
-    assert run(client, fields)["done"] == 5
-    cancelled = TaskExecution.objects.filter(cancel_requested_at__isnull=False)
-    assert set(cancelled.values_list("pk", flat=True)) == {e.pk for e in rows[-5:]}
-    # Again for the rest.
-    counts, fields = confirmation(client, action="cancel", scope="filter", module="contabilidad")
-    assert counts["total"] == 5 and run(client, fields)["done"] == 5  # newest 5 again (re-sent)
-
-
 def test_module_cancel_all_queued_leaves_running_and_other_modules(staff, revokes):
     queued = [make_execution(module="nomina", state=state) for state in ("PENDING", "RECEIVED")]
     running = make_execution(module="nomina", state=TaskState.PROGRESS)
