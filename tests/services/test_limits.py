@@ -217,13 +217,27 @@ def test_bulk_retry_stops_at_the_staff_limit(staff, settings):
 # --- The payroll page ---------------------------------------------------------------------
 
 
+NOWHERE = "tbtest-limits-nowhere"
+
+
 @pytest.fixture
 def purge_queue():
-    """The payroll views publish for real (to the suite's Redis): leave no message behind."""
-    yield
+    """The payroll views publish for real (to the suite's Redis): to a queue no worker
+    consumes (the session's worker would otherwise run these long exports and hold up
+    later tests), emptied afterwards."""
     from sgm.celery import app
 
-    app.control.purge()
+    routes, router = app.conf.task_routes, app.amqp.router
+    app.conf.task_routes = {"sgm.nomina.tasks.*": {"queue": NOWHERE}}
+    app.amqp.flush_routes()
+    app.amqp.router = app.amqp.Router()
+    try:
+        yield
+    finally:
+        app.conf.task_routes, app.amqp.router = routes, router
+        app.amqp.flush_routes()
+        with app.connection_for_write() as conn:
+            conn.default_channel.queue_purge(NOWHERE)
 
 
 @pytest.mark.django_db(transaction=True)  # each request commits: its publish runs in it
