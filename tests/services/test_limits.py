@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import Group
 from django.urls import reverse
+from kombu import Queue
 
 from taskboard.models import TaskExecution, TaskState, TaskTemplate
 from taskboard.services import limits
@@ -230,14 +231,15 @@ def purge_queue():
     routes, router = app.conf.task_routes, app.amqp.router
     app.conf.task_routes = {"sgm.nomina.tasks.*": {"queue": NOWHERE}}
     app.amqp.flush_routes()
-    app.amqp.router = app.amqp.Router()
+    app.amqp.router = app.amqp.Router()  # type: ignore[misc]  # Celery has a setter
     try:
         yield
     finally:
-        app.conf.task_routes, app.amqp.router = routes, router
+        app.conf.task_routes = routes
+        app.amqp.router = router  # type: ignore[misc]
         app.amqp.flush_routes()
         with app.connection_for_write() as conn:
-            conn.default_channel.queue_purge(NOWHERE)
+            Queue(NOWHERE)(conn.default_channel).purge()
 
 
 @pytest.mark.django_db(transaction=True)  # each request commits: its publish runs in it
