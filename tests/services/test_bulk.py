@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import html
 import re
-from typing import Any
 
 import pytest
 from celery.app.control import Control
@@ -19,47 +17,15 @@ from sgm.nomina.tasks import consolidar_nomina
 from taskboard.models import TaskExecution, TaskNotification, TaskState
 from taskboard.services import bulk, cancel
 from taskboard.services.launch import execution_retry
+from tests.bulk_pages import CONFIRM, RUN, confirmation, run
 from tests.external_app.facturacion import emitir_facturas
 from tests.factories import client_for, make_execution
 from tests.processes import wait_until
-
-CONFIRM = "/tasks/bulk/"
-RUN = "/tasks/bulk/run/"
-HIDDEN = re.compile(r'<input type="hidden" name="(\w+)" value="([^"]*)">')
 
 
 def test_urls_are_the_contract():
     assert reverse("taskboard:bulk_confirm") == CONFIRM
     assert reverse("taskboard:bulk_run") == RUN
-
-
-def confirmation(client: Client, **params: Any) -> tuple[dict[str, int], list[tuple[str, str]]]:
-    """The confirmation's counts and the fields its form posts."""
-    response = client.get(CONFIRM, params)
-    assert response.status_code == 200, response.content
-    page = response.content.decode()
-    counts = re.search(r'data-total="(\d+)" data-affected="(\d+)"', page)
-    assert counts
-    fields = [
-        (name, html.unescape(value))
-        for name, value in HIDDEN.findall(page)
-        if name != "csrfmiddlewaretoken"
-    ]
-    return {"total": int(counts.group(1)), "affected": int(counts.group(2))}, fields
-
-
-def run(client: Client, fields: list[tuple[str, str]]) -> dict[str, int]:
-    """Post the confirmation's form; the result page's counts."""
-    data: dict[str, list[str]] = {}
-    for name, value in fields:
-        data.setdefault(name, []).append(value)
-    response = client.post(RUN, data)
-    assert response.status_code == 200, response.content
-    found = re.search(
-        r'data-done="(\d+)" data-skipped="(\d+)" data-unsent="(\d+)"', response.content.decode()
-    )
-    assert found
-    return dict(zip(("done", "skipped", "unsent"), map(int, found.groups()), strict=True))
 
 
 @pytest.fixture

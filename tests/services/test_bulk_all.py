@@ -4,21 +4,16 @@ and rows created after the confirmation are left alone."""
 
 from __future__ import annotations
 
-import html
-import re
 import uuid
 from typing import Any
 
 from django.db import connection
-from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from taskboard.models import TaskExecution, TaskState
+from tests.bulk_pages import confirmation_page, run
 from tests.factories import client_for, make_execution
 
-CONFIRM = "/tasks/bulk/"
-RUN = "/tasks/bulk/run/"
-HIDDEN = re.compile(r'<input type="hidden" name="(\w+)" value="([^"]*)">')
 MANY = 10_050  # more than the old cap (TASKBOARD_BULK_MAX_ROWS, 10,000)
 
 
@@ -35,29 +30,6 @@ def _bulk_rows(count: int, **fields: Any) -> list[TaskExecution]:
     return TaskExecution.objects.bulk_create(rows, batch_size=2000)
 
 
-def _confirm(client: Client, **params: str) -> tuple[int, int, list[tuple[str, str]], str]:
-    response = client.get(CONFIRM, params)
-    assert response.status_code == 200, response.content
-    page = response.content.decode()
-    counts = re.search(r'data-total="(\d+)" data-affected="(\d+)"', page)
-    assert counts
-    fields = [(n, html.unescape(v)) for n, v in HIDDEN.findall(page) if n != "csrfmiddlewaretoken"]
-    return int(counts.group(1)), int(counts.group(2)), fields, page
-
-
-def _post(client: Client, fields: list[tuple[str, str]]) -> dict[str, int]:
-    data: dict[str, list[str]] = {}
-    for name, value in fields:
-        data.setdefault(name, []).append(value)
-    response = client.post(RUN, data)
-    assert response.status_code == 200, response.content
-    found = re.search(
-        r'data-done="(\d+)" data-skipped="(\d+)" data-unsent="(\d+)"', response.content.decode()
-    )
-    assert found
-    return dict(zip(("done", "skipped", "unsent"), map(int, found.groups()), strict=True))
-
-
 def test_cancel_all_matching_reaches_the_oldest_running_task(staff, settings):
     # The oldest rows (lowest pks) are the running ones the old cap never reached.
     oldest = _bulk_rows(40, module="contabilidad", state=TaskState.PROGRESS)
@@ -65,17 +37,17 @@ def test_cancel_all_matching_reaches_the_oldest_running_task(staff, settings):
     finished = _bulk_rows(30, module="contabilidad", state=TaskState.SUCCESS)
     elsewhere = make_execution(module="nomina", state=TaskState.PENDING)
     client = client_for(staff)
-    total, affected, fields, page = _confirm(
+    counts, fields, page = confirmation_page(
         client, action="cancel", scope="filter", module="contabilidad"
     )
     # The count shown before confirming is every matching row.
-    assert (total, affected) == (MANY + 30, MANY)
+    assert (counts["total"], counts["affected"]) == (MANY + 30, MANY)
     assert "10050" in page.replace("\xa0", "").replace(".", "").replace(",", "")
     assert 'class="bulk-more"' not in page
     later = make_execution(module="contabilidad", state=TaskState.PENDING)  # after confirming
     settings.TASKBOARD_BULK_BATCH_SIZE = 500
     with CaptureQueriesContext(connection) as queries:
-        result = _post(client, fields)
+        result = run(client, fields)
     assert result == {"done": MANY, "skipped": 30, "unsent": 0}
     asked = TaskExecution.objects.filter(cancel_requested_by=staff)
     assert asked.count() == MANY
@@ -94,12 +66,12 @@ def test_delete_all_matching_reaches_every_finished_row(staff, settings):
     _bulk_rows(MANY, module="facturacion", state=TaskState.FAILURE)
     running = make_execution(module="facturacion", state=TaskState.STARTED)
     client = client_for(staff)
-    total, affected, fields, _ = _confirm(
+    counts, fields, _ = confirmation_page(
         client, action="delete", scope="filter", module="facturacion"
     )
-    assert (total, affected) == (MANY + 1, MANY)
+    assert (counts["total"], counts["affected"]) == (MANY + 1, MANY)
     settings.TASKBOARD_BULK_BATCH_SIZE = 1000
-    assert _post(client, fields) == {"done": MANY, "skipped": 1, "unsent": 0}
+    assert run(client, fields) == {"done": MANY, "skipped": 1, "unsent": 0}
     assert list(TaskExecution.objects.filter(module="facturacion")) == [running]
 
 
@@ -112,10 +84,10 @@ def test_retry_all_matching_walks_every_batch(staff, settings):
         for _ in range(11)
     ]
     client = client_for(staff)
-    total, affected, fields, _ = _confirm(client, action="retry", scope="filter", module="calc")
-    assert (total, affected) == (11, 11)
+    counts, fields, _ = confirmation_page(client, action="retry", scope="filter", module="calc")
+    assert (counts["total"], counts["affected"]) == (11, 11)
     settings.TASKBOARD_BULK_BATCH_SIZE = 3  # four batches
-    result = _post(client, fields)
+    result = run(client, fields)
     assert result["done"] == 11 and result["unsent"] == 0
     retried = TaskExecution.objects.filter(retry_of__in=failed)
     assert set(retried.values_list("retry_of_id", flat=True)) == {e.pk for e in failed}
