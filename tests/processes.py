@@ -405,3 +405,20 @@ def start_postgres(tmp: Path) -> PostgresCluster:
     ) as conn:
         conn.execute("CREATE DATABASE taskboard")
     return cluster
+
+
+@contextlib.contextmanager
+def migrated_postgres(tmp: Path) -> Iterator[PostgresCluster]:
+    """A private cluster, migrated, destroyed afterwards; a missing PostgreSQL fails the
+    test with start_postgres's message (how to get it), not a traceback."""
+    import pytest
+
+    try:
+        server = start_postgres(tmp)
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        server.migrate()
+        yield server
+    finally:
+        server.destroy()

@@ -25,7 +25,13 @@ from taskboard.models import TaskState
 from taskboard.tracking import registry
 from taskboard.tracking.recorder import buffer
 from tests import worker_tasks
-from tests.processes import PostgresCluster, RedisServer, start_postgres, start_worker, wait_until
+from tests.processes import (
+    PostgresCluster,
+    RedisServer,
+    migrated_postgres,
+    start_worker,
+    wait_until,
+)
 
 OUTAGE_SECONDS = 60.0  # the figure, not scaled down
 FINAL_WITHIN = 30.0  # every row final within this long of the database returning
@@ -34,15 +40,8 @@ PUBLISH_EVERY = 0.2  # seconds between two published tasks
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[PostgresCluster]:
-    try:
-        server = start_postgres(tmp_path)
-    except RuntimeError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    try:
-        server.migrate()
+    with migrated_postgres(tmp_path) as server:
         yield server
-    finally:
-        server.destroy()
 
 
 class Stream:

@@ -21,22 +21,15 @@ import pytest
 from taskboard.models import TaskState
 from taskboard.tracking import spill
 from taskboard.tracking.recorder import Write, WriteBuffer
-from tests.processes import PostgresCluster, start_postgres, wait_until
+from tests.processes import PostgresCluster, migrated_postgres, wait_until
 
 STARTED_AT = datetime(2026, 1, 2, 3, 4, 5, 600000, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresCluster]:
-    try:
-        server = start_postgres(tmp_path_factory.mktemp("postgres"))
-    except RuntimeError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    try:
-        server.migrate()
+    with migrated_postgres(tmp_path_factory.mktemp("postgres")) as server:
         yield server
-    finally:
-        server.destroy()
 
 
 @pytest.fixture
