@@ -67,7 +67,7 @@ def main(forks: int, patience: float) -> dict[str, Any]:
     def feed() -> None:
         nonlocal writes
         while not stop.is_set():
-            writer.beat(force=True)
+            writer.nudge()
             buffer.put(Write(("pk", ids[writes % len(ids)]), None, {"progress": writes % 100}))
             writes += 1
             time.sleep(0.0002)

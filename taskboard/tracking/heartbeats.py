@@ -169,10 +169,6 @@ class HeartbeatWriter:
             self._nudged = True
             self._wake.notify()
 
-    def beat(self, *, force: bool = True) -> None:
-        """Beat now (the older name of nudge; every beat is forced now)."""
-        self.nudge()
-
     def drain(self) -> None:
         """A warm shutdown began: say so at once, and keep beating while tasks finish.
         Called from a signal handler: it only sets a flag and wakes the thread."""
