@@ -11,7 +11,6 @@ transaction), the caller gets BrokerUnavailable: the page answers 503 and says s
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,7 +30,12 @@ from taskboard.permissions import Viewer, can_control, can_view, is_operator
 from taskboard.selectors.executions import execution_retries
 from taskboard.selectors.templates import template_list_launchable
 from taskboard.services.limits import launch_check
-from taskboard.services.workers.broker import BrokerUnavailable, broker_errors, failure_reason
+from taskboard.services.workers.broker import (
+    BrokerUnavailable,
+    Circuit,
+    broker_errors,
+    failure_reason,
+)
 from taskboard.tracking import summaries
 from taskboard.tracking.calls import Call, call_arguments, call_record
 from taskboard.tracking.ownership import launched_by
@@ -304,11 +308,11 @@ def _publish(
 ) -> tuple[bool, str]:
     """Send the task; (sent, why not: a word when the broker was unreachable, "" when the
     failure was another). A message not sent leaves its row FAILURE, never PENDING."""
-    if time.monotonic() < _broker_down_until:
+    if publishes.is_open():
         # It failed a moment ago (a bulk retry, a burst of launches): do not wait on it
         # once per task.
-        _record_unsent(task_id, "BrokerUnreachable", _unsent_message(_broker_down_reason))
-        return False, _broker_down_reason
+        _record_unsent(task_id, "BrokerUnreachable", _unsent_message(publishes.reason))
+        return False, publishes.reason
     # The owner travels with the message (tracking's header) in a request or not, so
     # tasks this one launches belong to the same person.
     try:
@@ -326,7 +330,7 @@ def _publish(
             task_id,
             reason,
         )
-        _mark_broker_down(reason)
+        publishes.open(reason)
         _record_unsent(task_id, "BrokerUnreachable", _unsent_message(reason))
         return False, reason
     except Exception as exc:
@@ -337,15 +341,8 @@ def _publish(
     return True, ""
 
 
-BROKER_DOWN_SECONDS = 3.0  # after a failed publish, later ones fail at once this long
-_broker_down_until = 0.0
-_broker_down_reason = ""
-
-
-def _mark_broker_down(reason: str) -> None:
-    global _broker_down_until, _broker_down_reason
-    _broker_down_until = time.monotonic() + BROKER_DOWN_SECONDS
-    _broker_down_reason = reason
+# After a failed publish, later ones fail at once this long.
+publishes = Circuit(3.0)
 
 
 def _unsent_message(reason: str) -> str:

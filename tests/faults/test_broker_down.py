@@ -26,7 +26,7 @@ FORM = {"titulo": "Mensual", "dia": "2026-11-30", "copias": "3"}
 def broker(tmp_path, settings, monkeypatch, transactional_db) -> Iterator[PrivateRedis]:
     server = PrivateRedis(tmp_path)
     settings.CACHES = {"default": production_cache(server.url)}
-    monkeypatch.setattr(launch, "_broker_down_until", 0.0)
+    monkeypatch.setattr(launch.publishes, "until", 0.0)
     with celery_on(server.url):
         yield server
     server.stop()
@@ -61,7 +61,7 @@ def test_launch_while_the_broker_is_down_is_a_503_and_no_pending_row(
         no_pending_ghost(failed.task_id)
 
         # Retrying the failed one (the broker still down): a 503 page, again no ghost.
-        monkeypatch.setattr(launch, "_broker_down_until", 0.0)
+        monkeypatch.setattr(launch.publishes, "until", 0.0)
         retry = client.post(reverse("taskboard:retry", args=[failed.task_id]), headers=EN)
         assert retry.status_code == 503
         assert "The task queue (broker) is unreachable" in retry.content.decode()
@@ -83,7 +83,7 @@ def test_launch_while_the_broker_is_down_is_a_503_and_no_pending_row(
             broker.thaw()
 
     # The broker is back: the one not sent is retried and this time goes out.
-    monkeypatch.setattr(launch, "_broker_down_until", 0.0)
+    monkeypatch.setattr(launch.publishes, "until", 0.0)
     response = client.post(reverse("taskboard:retry", args=[second.task_id]))
     assert response.status_code == 302
     third = TaskExecution.objects.get(retry_of=second)

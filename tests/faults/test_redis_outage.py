@@ -65,8 +65,8 @@ def outage_setup(tmp_path, settings, monkeypatch, live_server, staff):
     trickle = TricklingFlower(interval=1.0)
     settings.FLOWER_URL = trickle.url
     settings.FLOWER_USER, settings.FLOWER_PASSWORD = "flower-admin", "secret"
-    monkeypatch.setattr(launch, "_broker_down_until", 0.0)
-    monkeypatch.setattr(web_broker, "_down_until", 0.0)
+    monkeypatch.setattr(launch.publishes, "until", 0.0)
+    monkeypatch.setattr(web_broker.panel_reads, "until", 0.0)
     sync_templates()
     WorkerHeartbeat.objects.create(
         hostname="beating@localhost", last_seen=timezone.now(), concurrency=2, queues=["celery"]

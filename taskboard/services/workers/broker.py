@@ -71,16 +71,31 @@ def failure_reason(exc: BaseException) -> str:
     return "error"
 
 
-# After a broker call failed, the panel's reads (inspect, queue lengths) skip the broker this
-# long: a frozen Redis would otherwise cost each of them its timeout, every refresh.
-DOWN_SECONDS = 5.0
-_down_until = 0.0
+class Circuit:
+    """After a broker call failed, later ones of the same kind skip the broker for a while
+    (a frozen Redis would otherwise cost each of them its timeout): open(reason) starts the
+    spell, is_open() says whether it lasts, reason says what failed."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.until = 0.0
+        self.reason = ""
+
+    def open(self, reason: str = "") -> None:
+        self.until = time.monotonic() + self.seconds
+        self.reason = reason
+
+    def is_open(self) -> bool:
+        return time.monotonic() < self.until
+
+
+# The panel's reads (inspect, queue lengths): skipped this long after one failed.
+panel_reads = Circuit(5.0)
 
 
 def mark_broker_down() -> None:
-    global _down_until
-    _down_until = time.monotonic() + DOWN_SECONDS
+    panel_reads.open()
 
 
 def broker_recently_down() -> bool:
-    return time.monotonic() < _down_until
+    return panel_reads.is_open()
