@@ -88,11 +88,10 @@ def assert_succeeded_and_never_lost(results: list[AsyncResult[Any]], owner: Any)
     assert len(rows) == len(results)
     recorded = {(row.state, row.lost_at, row.exception_type) for row in rows}
     assert recorded == {(TaskState.SUCCESS, None, "")}, recorded
-    notified = list(
-        TaskNotification.objects.filter(execution__in=rows, user=owner).values_list(
-            "state", flat=True
-        )
-    )
+    notifications = TaskNotification.objects.filter(execution__in=rows, user=owner)
+    # The worker writes the notification just after the row's final state: wait for it.
+    wait_until(lambda: notifications.count() >= len(rows), timeout=15)
+    notified = list(notifications.values_list("state", flat=True))
     assert notified == [TaskState.SUCCESS] * len(rows)  # never a "lost" one
 
 
