@@ -49,6 +49,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # naturaltime's words ("hace 3 minutos") for the relative times of taskboard_time.
+    "django.contrib.humanize",
     "django_htmx",
     "django_tables2",
     # Login throttling: failed attempts per user and address, unlocked in the admin.
@@ -151,6 +153,8 @@ LANGUAGES = [("es", _("Spanish")), ("en", _("English"))]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = os.environ.get("TIME_ZONE", "Europe/Madrid")
 USE_I18N = True
+# One date format per language (sgm/formats/es, en), not Django's per-locale defaults.
+FORMAT_MODULE_PATH = ["sgm.formats"]
 USE_TZ = True
 
 STATIC_URL = "static/"

@@ -91,3 +91,70 @@
     }
   });
 })();
+
+// Messages about actions, beside what was clicked. A refused or failed action answers with
+// HX-Trigger {"taskboard:message": {"text": …, "level": "error"}} (views/htmx.py, refused()),
+// whatever its status; any other failed non-GET request (a 5xx, the server unreachable) gets
+// a message from its status. Each message goes in the page's role=status region (announced
+// by screen readers), placed next to the element that made the request, and closes by itself
+// after 8 s, on its button, or on Escape. Polls never show messages: a panel says itself
+// when its data is stale.
+(function () {
+  var SHOWN_MS = 8000;
+  function region() { return document.getElementById("taskboard-messages"); }
+  function place(box, elt) {
+    if (!elt || !elt.getBoundingClientRect || !elt.isConnected) return;
+    var rect = elt.getBoundingClientRect();
+    var width = Math.min(360, window.innerWidth - 16);
+    var left = Math.max(8, Math.min(rect.left, window.innerWidth - width - 8));
+    box.style.position = "absolute";
+    box.style.left = left + window.scrollX + "px";
+    box.style.top = rect.bottom + window.scrollY + 6 + "px";
+    box.style.maxWidth = width + "px";
+  }
+  window.taskboardMessage = function (text, level, elt) {
+    var host = region();
+    if (!host || !text) return;
+    var box = document.createElement("div");
+    box.className = "message level-" + (level || "error");
+    box.setAttribute("data-taskboard-message", "");
+    var words = document.createElement("span");
+    words.textContent = text;
+    var close = document.createElement("button");
+    close.type = "button";
+    close.className = "close";
+    close.textContent = "×";
+    close.setAttribute("aria-label", host.getAttribute("data-close-label") || "Close");
+    close.addEventListener("click", function () { box.remove(); });
+    box.appendChild(words);
+    box.appendChild(close);
+    host.appendChild(box);
+    place(box, elt);
+    setTimeout(function () { box.remove(); }, SHOWN_MS);
+  };
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") return;
+    document.querySelectorAll("[data-taskboard-message]").forEach(function (box) { box.remove(); });
+  });
+  document.addEventListener("taskboard:message", function (event) {
+    var detail = event.detail || {};
+    event.target._taskboardMessageShown = true;
+    window.taskboardMessage(detail.text, detail.level, event.target);
+  });
+  function statusText(status) {
+    var host = region();
+    var key = status === 0 ? "data-unreachable" : "data-failed";
+    return (host && host.getAttribute(key)) || (status === 0 ? "The server could not be reached." : "The action failed (error {status}).");
+  }
+  function failed(event, status) {
+    var elt = event.detail.elt;
+    var verb = event.detail.requestConfig && event.detail.requestConfig.verb;
+    if (!elt || !verb || verb === "get") return;
+    if (elt._taskboardMessageShown) { elt._taskboardMessageShown = false; return; }
+    window.taskboardMessage(statusText(status).replace("{status}", status), "error", elt);
+  }
+  document.addEventListener("htmx:responseError", function (event) {
+    failed(event, event.detail.xhr.status);
+  });
+  document.addEventListener("htmx:sendError", function (event) { failed(event, 0); });
+})();

@@ -2,7 +2,7 @@
 services return data, and pages, fragments and e-mails word it here.
 
     {% load taskboard_text %}
-    {{ estimate.seconds|duration }}                  "45 s", "3 min", "2 h 05 min"
+    {{ estimate.seconds|duration }}                  "< 1 s", "45 s", "3 min", "2 h 05 min"
     {% notification_text item.state item.label %}    "«Consolidar nómina» failed"
     {% notification_text item.state item.label item.after_lost %}  "… finished after all: …"
     {{ failure|source_failure_text }}  {{ snapshot.source|source_label }}   the workers panel
@@ -41,8 +41,10 @@ def notification_text(*, state: str, label: str, after_lost: bool = False) -> st
 
 
 def duration_text(seconds: float) -> str:
-    """A short rounded duration for people: "45 s", "3 min", "2 h 05 min"."""
-    whole = max(0, round(seconds))
+    """A short rounded duration for people: "< 1 s", "45 s", "3 min", "2 h 05 min"."""
+    if seconds < 0.5:  # never "0 s": it ran, just briefly
+        return _("< 1 s")
+    whole = round(seconds)
     if whole < 60:
         return _("%(seconds)d s") % {"seconds": whole}
     minutes = round(whole / 60)
