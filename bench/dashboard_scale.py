@@ -1,0 +1,477 @@
+"""The dashboard at scale: how fast are its pages and fragments with N realistic rows? A
+benchmark, not a test (issue 12).
+
+For each N it loads N executions into a scratch PostgreSQL database with COPY (modules,
+owners, states, tracebacks, children, notifications), serves the app with gunicorn as
+docker-compose.yml does (3 sync workers, DEBUG off, a fresh database connection per
+request), and prints, for every fragment, search, sort link, deep page and the module
+page: p50 / p95 of 20 timed requests and the queries each makes (counted in this process
+with Django's test client, on the same database). Then an idle poll (bytes and queries), and
+optionally a bounded load step: K open dashboards polling every 5 s, K raised until p95
+passes 200 ms.
+
+Usage, from the repository root (make bench-dashboard)::
+
+    .venv/bin/python bench/dashboard_scale.py [--rows 10000,1000000] [--requests 20]
+        [--load] [--database-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import concurrent.futures
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import psycopg
+import requests
+from psycopg import sql
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/taskboard_dashboard_bench"
+PASSWORD = "bench-pass-123"
+MODULES = ("nomina", "contabilidad", "compras", "ventas", "almacen", "rrhh", "tesoreria")
+LABELS = {
+    "nomina": ("Consolidar nómina", "Calcular retenciones", "Generar recibos"),
+    "contabilidad": ("Cierre mensual", "Conciliar bancos", "Libro diario"),
+    "compras": ("Importar pedidos", "Valorar albaranes"),
+    "ventas": ("Facturar clientes", "Remesas de cobro"),
+    "almacen": ("Recuento de stock", "Reposición"),
+    "rrhh": ("Altas y bajas", "Vacaciones"),
+    "tesoreria": ("Previsión de tesorería",),
+}
+OWNERS = 40
+DAYS = 90
+TRACEBACK = "".join(
+    f'  File "/app/sgm/{m}/tasks.py", line {n}, in run\n    total += linea.importe\n'
+    for m, n in zip(MODULES * 3, range(40, 61), strict=False)
+)
+TARGET_P95_MS = 200.0
+_children: list[subprocess.Popen[bytes]] = []
+
+
+# --- Data ---------------------------------------------------------------------------------
+
+
+def recreate_database(url: str) -> None:
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    admin_url = parts._replace(path="/postgres").geturl()
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def columns_of(conn: psycopg.Connection[Any], table: str) -> list[tuple[str, str, bool]]:
+    rows = conn.execute(
+        "SELECT column_name, data_type, is_nullable = 'YES' FROM information_schema.columns"
+        " WHERE table_name = %s ORDER BY ordinal_position",
+        [table],
+    ).fetchall()
+    return [(name, kind, nullable) for name, kind, nullable in rows]
+
+
+def blank(kind: str, nullable: bool) -> Any:
+    if nullable:
+        return None
+    if kind in ("integer", "smallint", "bigint", "double precision"):
+        return 0
+    if kind == "boolean":
+        return False
+    return ""
+
+
+def execution_rows(n: int, owner_ids: list[int], rng: random.Random) -> Any:
+    """n executions over the last DAYS days, newest last; ~2 % still active, 5 % failed,
+    1 % lost, 2 % revoked; one in ten launched by a parent task."""
+    now = datetime.now(UTC)
+    start = now - timedelta(days=DAYS)
+    span = (now - start).total_seconds()
+    parents: list[str] = []
+    for i in range(n):
+        module = MODULES[i % len(MODULES)] if rng.random() < 0.7 else rng.choice(MODULES)
+        label = rng.choice(LABELS[module])
+        created = start + timedelta(seconds=span * i / n)
+        roll = rng.random()
+        if i > n - 50 and roll < 0.6:
+            state = rng.choice(("PENDING", "RECEIVED", "STARTED", "PROGRESS"))
+        elif roll < 0.05:
+            state = "FAILURE"
+        elif roll < 0.06:
+            state = "LOST"
+        elif roll < 0.08:
+            state = "REVOKED"
+        else:
+            state = "SUCCESS"
+        task_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        duration = round(rng.lognormvariate(2.0, 1.0), 3)
+        started = created + timedelta(seconds=rng.random() * 2)
+        finished = started + timedelta(seconds=duration)
+        terminal = state in ("SUCCESS", "FAILURE", "LOST", "REVOKED")
+        parent = rng.choice(parents) if parents and rng.random() < 0.1 else ""
+        if not parent and rng.random() < 0.05:
+            parents.append(task_id)
+            parents[:] = parents[-500:]
+        yield {
+            "task_id": task_id,
+            "task_name": f"sgm.{module}.tasks.{label.split()[0].lower()}",
+            "display_name": label,
+            "module": module,
+            "user_id": rng.choice(owner_ids) if rng.random() < 0.9 else None,
+            "state": state,
+            "progress": 100 if state == "SUCCESS" else rng.randint(0, 99),
+            "progress_message": "" if terminal else f"Línea {rng.randint(1, 9000)}",
+            "args_summary": "[]",
+            "kwargs_summary": f"{{'periodo': '2026-{rng.randint(1, 12):02d}'}}",
+            "result_summary": f"{{'filas': {rng.randint(1, 5000)}}}" if state == "SUCCESS" else "",
+            "exception_type": "ValueError" if state == "FAILURE" else "",
+            "exception_message": "Importe negativo en la línea 42" if state == "FAILURE" else "",
+            "traceback": TRACEBACK if state == "FAILURE" else "",
+            "worker": f"celery@web{rng.randint(1, 4)}",
+            "queue": "celery",
+            "parent_task_id": parent,
+            "root_task_id": parent,
+            "created_at": created,
+            "updated_at": finished if terminal else started,
+            "received_at": created,
+            "started_at": started if state not in ("PENDING", "RECEIVED") else None,
+            "finished_at": finished if terminal else None,
+            "lost_at": finished if state == "LOST" else None,
+            "duration": duration if state in ("SUCCESS", "FAILURE") else None,
+        }
+
+
+def load(url: str, n: int) -> dict[str, Any]:
+    """Migrate the scratch database, create the users, COPY n executions and their
+    notifications. Returns what the timed requests need."""
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+    from django.db import connection
+
+    call_command("migrate", verbosity=0)
+    users = get_user_model()
+    admin = users.objects.create_superuser("admin", "admin@example.com", PASSWORD)
+    owners = [users.objects.create_user(f"user{i}", password=PASSWORD) for i in range(OWNERS)]
+    rng = random.Random(n)
+    began = time.monotonic()
+    with psycopg.connect(url) as conn:
+        cols = columns_of(conn, "taskboard_taskexecution")
+        names = [c for c, _k, _n in cols if c != "id"]
+        defaults = {c: blank(k, nullable) for c, k, nullable in cols}
+        with conn.cursor() as cur:
+            statement = sql.SQL("COPY taskboard_taskexecution ({}) FROM STDIN").format(
+                sql.SQL(", ").join(map(sql.Identifier, names))
+            )
+            with cur.copy(statement) as copy:
+                for row in execution_rows(n, [o.pk for o in owners], rng):
+                    copy.write_row([row.get(c, defaults[c]) for c in names])
+        ncols = columns_of(conn, "taskboard_tasknotification")
+        nnames = [c for c, _k, _n in ncols if c != "id"]
+        ndefaults = {c: blank(k, nullable) for c, k, nullable in ncols}
+        with conn.cursor() as cur:
+            # One notification per finished, owned execution in ten; the newest unread.
+            cur.execute(
+                "SELECT id, user_id, state, display_name, finished_at FROM taskboard_taskexecution"
+                " WHERE user_id IS NOT NULL AND finished_at IS NOT NULL AND id % 10 = 0"
+            )
+            found = cur.fetchall()
+            statement = sql.SQL("COPY taskboard_tasknotification ({}) FROM STDIN").format(
+                sql.SQL(", ").join(map(sql.Identifier, nnames))
+            )
+            horizon = datetime.now(UTC) - timedelta(days=2)
+            with cur.copy(statement) as copy:
+                for pk, user_id, state, label, finished in found:
+                    level = {"SUCCESS": "success", "FAILURE": "error", "LOST": "error"}
+                    values = {
+                        "user_id": user_id,
+                        "execution_id": pk,
+                        "level": level.get(state, "warning"),
+                        "message": f"«{label}» {state.lower()}",
+                        "state": state,
+                        "created_at": finished,
+                        "read_at": None if finished > horizon else finished,
+                    }
+                    copy.write_row([values.get(c, ndefaults[c]) for c in nnames])
+        conn.execute("ANALYZE")
+        conn.commit()
+    connection.close()
+    print(f"  loaded {n:,} executions in {time.monotonic() - began:.0f} s", flush=True)
+    return {"admin": admin, "owner": owners[0]}
+
+
+# --- Serving ------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+STATIC_ROOT = REPO_ROOT / "var" / "bench-static"
+
+
+def serve(url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "DEBUG": "0",
+        "SECRET_KEY": "bench-" + "x" * 50,
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "CONN_MAX_AGE": "0",  # a fresh connection per request: the worst honest case
+        "SECURE_SSL_REDIRECT": "0",
+        "SESSION_COOKIE_SECURE": "0",
+        "CSRF_COOKIE_SECURE": "0",
+        "STATIC_ROOT": str(STATIC_ROOT),  # collected as the image's build does
+    }
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
+        cwd=REPO_ROOT,
+        env=env,
+        check=True,
+    )
+    command = [
+        str(Path(sys.executable).parent / "gunicorn"),
+        "sgm.wsgi:application",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        "3",
+    ]
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            command,
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    _children.append(process)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            requests.get(f"http://127.0.0.1:{port}/accounts/login/", timeout=10)
+            return process
+        except requests.RequestException:
+            time.sleep(0.2)
+    raise SystemExit(f"gunicorn did not answer on port {port}; see {log}")
+
+
+def stop_children() -> None:
+    for process in _children:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+def logged_in(base: str, username: str) -> requests.Session:
+    session = requests.Session()
+    page = session.get(f"{base}/accounts/login/", timeout=10)
+    token = session.cookies.get("csrftoken", "")
+    answer = session.post(
+        f"{base}/accounts/login/",
+        data={"username": username, "password": PASSWORD, "csrfmiddlewaretoken": token},
+        headers={"Referer": page.url},
+        timeout=10,
+    )
+    if "sessionid" not in session.cookies:
+        raise SystemExit(
+            f"could not log in as {username}: {answer.status_code} {answer.text[:3000]}"
+        )
+    return session
+
+
+# --- Measuring ----------------------------------------------------------------------------
+
+
+@dataclass
+class Figure:
+    name: str
+    p50: float
+    p95: float
+    queries: int
+    size: int
+    status: int
+
+
+HX = {"HX-Request": "true"}
+
+
+def requests_to_time(owner: str) -> list[tuple[str, str, str, dict[str, str]]]:
+    """(name, user, path, headers) of every request the table shows."""
+    sorts = ["label", "-label", "module", "user", "state", "progress", "started_at", "duration"]
+    found = [
+        ("list fragment, default", "admin", "/tasks/fragments/list/", HX),
+        ("list, plain user", owner, "/tasks/fragments/list/", HX),
+        ("list, ?q= found", "admin", "/tasks/fragments/list/?q=nómina", HX),
+        ("list, ?q= nowhere", "admin", "/tasks/fragments/list/?q=zzxqwy", HX),
+        (
+            "list, filter module+state",
+            "admin",
+            "/tasks/fragments/list/?module=nomina&state=FAILURE",
+            HX,
+        ),
+        ("list, deep page 2000", "admin", "/tasks/fragments/list/?page=2000", HX),
+    ]
+    found += [(f"list, ?sort={s}", "admin", f"/tasks/fragments/list/?sort={s}", HX) for s in sorts]
+    found += [
+        ("dashboard page", "admin", "/tasks/", {}),
+        ("module page nomina", "admin", "/tasks/modules/nomina/", {}),
+        ("stats fragment", "admin", "/tasks/fragments/stats/", HX),
+        ("workers fragment", "admin", "/tasks/fragments/workers/", HX),
+        ("bell fragment", owner, "/tasks/notifications/bell/", HX),
+        ("executions API", "admin", "/api/tasks/executions/", {}),
+    ]
+    return found
+
+
+def queries_of(username: str, path: str, headers: dict[str, str]) -> tuple[int, int, int]:
+    """(queries, bytes, status) of one request, in this process on the same database."""
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    client = Client()
+    client.force_login(get_user_model().objects.get(username=username))
+    client.get(path, headers=headers)  # warm: first-request caches
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(path, headers=headers)
+    return len(queries), len(response.content), response.status_code
+
+
+def time_one(session: requests.Session, url: str, headers: dict[str, str], n: int) -> list[float]:
+    for _ in range(2):
+        session.get(url, headers=headers, timeout=30)
+    times = []
+    for _ in range(n):
+        began = time.perf_counter()
+        session.get(url, headers=headers, timeout=30)
+        times.append((time.perf_counter() - began) * 1000)
+    return times
+
+
+def p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, round(0.95 * len(ordered)) - 1)]
+
+
+def measure(base: str, owner: str, n: int) -> list[Figure]:
+    sessions = {"admin": logged_in(base, "admin"), owner: logged_in(base, owner)}
+    figures = []
+    for name, user, path, headers in requests_to_time(owner):
+        times = time_one(sessions[user], base + path, headers, n)
+        queries, size, status = queries_of(user, path, headers)
+        figures.append(Figure(name, statistics.median(times), p95(times), queries, size, status))
+    return figures
+
+
+def load_step(base: str, owner: str, dashboards: int, seconds: float = 20.0) -> float:
+    """p95 (ms) of every request while `dashboards` open dashboards each poll their
+    fragments every 5 s (spread evenly), as the browser does."""
+    session_admin = logged_in(base, "admin")
+    polls = ["/tasks/fragments/list/", "/tasks/fragments/stats/", "/tasks/notifications/bell/"]
+    cookies = session_admin.cookies.get_dict()
+    interval = 5.0 / max(1, dashboards * len(polls))
+    times: list[float] = []
+    lock = threading.Lock()
+
+    def one(path: str) -> None:
+        began = time.perf_counter()
+        try:
+            requests.get(base + path, headers=HX, cookies=cookies, timeout=30)
+        finally:
+            with lock:
+                times.append((time.perf_counter() - began) * 1000)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=64) as pool:
+        began = time.monotonic()
+        i = 0
+        while time.monotonic() - began < seconds:
+            due = began + i * interval
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            pool.submit(one, polls[i % len(polls)])
+            i += 1
+    return p95(times) if times else float("inf")
+
+
+def print_table(rows: int, figures: list[Figure]) -> None:
+    print(f"\n  {rows:,} rows")
+    print(f"  {'request':34} {'p50 ms':>8} {'p95 ms':>8} {'queries':>8} {'bytes':>8} {'status':>6}")
+    for f in figures:
+        print(f"  {f.name:34} {f.p50:8.1f} {f.p95:8.1f} {f.queries:8d} {f.size:8d} {f.status:6d}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", default="10000,1000000")
+    parser.add_argument("--requests", type=int, default=20)
+    parser.add_argument("--load", action="store_true", help="also the open-dashboards step")
+    parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.rows.split(",")]
+
+    os.environ["DATABASE_URL"] = args.database_url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sgm.settings")
+    os.environ["ALLOWED_HOSTS"] = "testserver,127.0.0.1,localhost"
+    sys.path.insert(0, str(REPO_ROOT))
+    atexit.register(stop_children)
+    log = REPO_ROOT / "var" / "bench-dashboard.log"
+    log.parent.mkdir(exist_ok=True)
+    results: dict[int, list[Figure]] = {}
+    for n in sizes:
+        print(
+            f"\nloading {n:,} rows into {urlsplit(args.database_url).path.lstrip('/')}", flush=True
+        )
+        recreate_database(args.database_url)
+        import django
+        from django.db import connections
+
+        django.setup()
+        connections.close_all()
+        users = load(args.database_url, n)
+        port = free_port()
+        server = serve(args.database_url, port, log)
+        base = f"http://127.0.0.1:{port}"
+        results[n] = measure(base, users["owner"].username, args.requests)
+        print_table(n, results[n])
+        if args.load:
+            for dashboards in (50, 100, 200, 300, 500, 750, 1000):
+                seen = load_step(base, users["owner"].username, dashboards)
+                print(f"  {dashboards:5d} open dashboards: p95 {seen:7.1f} ms", flush=True)
+                if seen > TARGET_P95_MS:
+                    break
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(10)
+        connections.close_all()
+    if len(sizes) > 1:
+        small, large = results[sizes[0]], results[sizes[-1]]
+        print(f"\n  p95 ratio {sizes[-1]:,} ÷ {sizes[0]:,}")
+        for a, b in zip(small, large, strict=True):
+            print(f"  {a.name:34} {b.p95 / a.p95:6.2f}")
+
+
+if __name__ == "__main__":
+    main()
