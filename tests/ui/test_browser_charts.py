@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.utils import timezone
+from playwright.sync_api import expect
 
 from taskboard.models import TaskState
 from tests.browser import ARTIFACTS, PASSWORD, log_in, watch_console
@@ -103,8 +104,14 @@ def test_a_headline_counter_leads_to_the_filtered_list(live_server, django_user_
         # The counters fit the screen (the list under them is laid out by list.css).
         for box in (headline.bounding_box(), page.locator("#headline .counters").bounding_box()):
             assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width
-    # The counter is keyboard-reachable and leads to the lost tasks.
+    # A poll morphs the counters in place: the focused one keeps the focus.
     lost.focus()
+    make_execution(user=ana, state=TaskState.LOST, created_at=timezone.now())
+    expect(lost).to_have_attribute("data-count", "2", timeout=15_000)
+    with page.expect_response(lambda response: "/fragments/headline/" in response.url):
+        pass
+    assert page.evaluate("document.activeElement.id") == "headline-lost"
+    # The counter is keyboard-reachable and leads to the lost tasks.
     page.keyboard.press("Enter")
     page.wait_for_url("**/tasks/?state=LOST*")
     page.locator("#task-list .badge.state-lost").first.wait_for()
