@@ -47,6 +47,7 @@ def charts_fit(page: Any, width: int) -> None:
         assert box is not None and svg is not None and svg["height"] > 100
         assert box["x"] >= 0 and box["x"] + box["width"] <= width, box
         assert svg["width"] >= min(box["width"], 480) - 1, (box, svg)
+        assert svg["x"] <= box["x"] + 1, (box, svg)  # on the left, where the page reads
     # Every bar and point carries its tooltip.
     assert page.evaluate(
         "[...document.querySelectorAll('svg.chart g.bar, svg.chart .point')]"
@@ -74,6 +75,17 @@ def test_module_charts_fit_at_desktop_and_phone_widths(live_server, django_user_
     log_in(page, live_server.url, "jefa", "/tasks/modules/nomina/")
     charts_fit(page, 1280)
     page.screenshot(path=str(ARTIFACTS / "module-charts-1280.png"), full_page=True)
+    # Dark mode: the charts take the palette's dark panel, not a white box.
+    page.emulate_media(color_scheme="dark")
+    background = page.evaluate(
+        "getComputedStyle(document.querySelector('svg.chart.outcomes')).backgroundColor"
+    )
+    panel = page.evaluate(
+        "getComputedStyle(document.documentElement).getPropertyValue('--panel').trim()"
+    )
+    assert background == "rgb(26, 31, 38)" and panel == "#1a1f26", (background, panel)
+    page.screenshot(path=str(ARTIFACTS / "module-charts-1280-dark.png"), full_page=True)
+    page.emulate_media(color_scheme="light")
 
     page.set_viewport_size({"width": 390, "height": 844})
     page.reload()
