@@ -14,6 +14,7 @@ urlpatterns = [
     path("fragments/list/", dashboard.list_fragment, name="list"),
     path("fragments/stats/", dashboard.stats_fragment, name="stats"),
     path("fragments/workers/", dashboard.workers_fragment, name="workers"),
+    path("fragments/headline/", dashboard.headline_fragment, name="headline"),
     path("modules/<anyid:module>/", dashboard.module_page, name="module"),
     # Before the <task_id> patterns, which would otherwise take these words for a task id.
     path("notifications/", notifications.notifications, name="notifications"),

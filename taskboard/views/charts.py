@@ -1,76 +1,200 @@
-"""Server-side charts: coordinates computed here, drawn as inline SVG by a template."""
+"""Server-side charts: coordinates computed here, drawn as inline SVG by a template
+(templates/taskboard/module.html), coloured by classes in static/taskboard/charts.css."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+
+from taskboard.selectors.stats import DayDurations, HourOutcomes
 
 
 @dataclass(frozen=True)
-class ChartPoint:
-    x: float
-    y: float
-    when: datetime
-    value: float
-    count: int
+class Plot:
+    """The drawing and, inside its margins (room for the axis labels), the plot area."""
 
-
-@dataclass(frozen=True)
-class LineChart:
-    width: int
-    height: int
-    left: int  # plot area, inside the margins left for the axis labels
-    top: int
-    right: int
-    bottom: int
-    points: list[ChartPoint]
-    y_max: float
-    start: datetime
-    end: datetime
+    width: int = 600
+    height: int = 220
+    left: int = 52
+    top: int = 14
+    right: int = 588
+    bottom: int = 188
 
     @property
-    def polyline(self) -> str:
-        """The `points` attribute of an SVG <polyline>."""
-        return " ".join(f"{p.x:.1f},{p.y:.1f}" for p in self.points)
+    def label_y(self) -> int:
+        """Baseline of the time axis' labels."""
+        return self.bottom + 18
+
+    @property
+    def inner_height(self) -> int:
+        return self.bottom - self.top
+
+    @property
+    def value_label_x(self) -> int:
+        """Right end of the value axis' labels."""
+        return self.left - 6
 
 
-def line_chart(
-    *,
-    series: Sequence[tuple[datetime, float, int]],
-    start: datetime,
-    end: datetime,
-    width: int = 640,
-    height: int = 180,
-) -> LineChart | None:
-    """Place (when, value, count) points on a time axis from start to end and a value axis
-    from 0 to the largest value; None when there is nothing to draw."""
-    if not series:
-        return None
-    left, top, right, bottom = 56, 12, width - 12, height - 28
-    span = max((end - start).total_seconds(), 1.0)
-    y_max = max(value for _, value, _ in series) or 1.0
+@dataclass(frozen=True)
+class Tick:
+    y: float
+    value: float
 
-    def x_of(when: datetime) -> float:
-        fraction = min(max((when - start).total_seconds() / span, 0.0), 1.0)
-        return left + fraction * (right - left)
+    @property
+    def label_y(self) -> float:
+        """Baseline of its label, centred on the line."""
+        return self.y + 4
 
-    def y_of(value: float) -> float:
-        return bottom - (value / y_max) * (bottom - top)
 
-    points = [
-        ChartPoint(x=x_of(when), y=y_of(value), when=when, value=value, count=count)
-        for when, value, count in series
+def nice_step(span: float, *, steps: int = 4, whole: bool = False) -> float:
+    """A round step (1, 2 or 5 × 10ⁿ) that divides 0..span in about `steps` parts; at least
+    1 when the values are counts (`whole`)."""
+    if span <= 0:
+        return 1.0
+    raw = span / steps
+    magnitude = 10.0 ** math.floor(math.log10(raw))
+    step: float = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
+    return max(step, 1.0) if whole else step
+
+
+def value_axis(plot: Plot, largest: float, *, whole: bool) -> tuple[float, list[Tick]]:
+    """The axis' top value (a multiple of a round step, at least `largest`) and its ticks."""
+    step = nice_step(largest, whole=whole)
+    top = step * max(math.ceil(largest / step - 1e-9), 1)
+    count = round(top / step)
+    ticks = [
+        Tick(y=plot.bottom - (i / count) * (plot.bottom - plot.top), value=round(i * step, 6))
+        for i in range(count + 1)
     ]
-    return LineChart(
-        width=width,
-        height=height,
-        left=left,
-        top=top,
-        right=right,
-        bottom=bottom,
-        points=points,
-        y_max=y_max,
-        start=start,
-        end=end,
-    )
+    return top, ticks
+
+
+@dataclass(frozen=True)
+class Segment:
+    kind: str  # succeeded, failed or other: the class that colours it
+    y: float
+    height: float
+    value: int
+
+
+@dataclass(frozen=True)
+class Bar:
+    hour: HourOutcomes
+    x: float
+    width: float
+    segments: list[Segment]  # bottom up; none for an empty hour
+    labelled: bool  # its time is written under the axis
+
+    @property
+    def center(self) -> float:
+        return self.x + self.width / 2
+
+
+@dataclass(frozen=True)
+class OutcomesChart:
+    plot: Plot
+    bars: list[Bar]
+    ticks: list[Tick]
+    y_max: float
+
+
+OUTCOME_KINDS = ("succeeded", "failed", "other")
+LABEL_EVERY_HOURS = 6
+
+
+def outcomes_chart(hours: Sequence[HourOutcomes], plot: Plot | None = None) -> OutcomesChart | None:
+    """One stacked bar per hour (succeeded, failed or lost, other from the bottom up);
+    None when no hour has a task."""
+    largest = max((hour.total for hour in hours), default=0)
+    if largest == 0:
+        return None
+    plot = plot or Plot()
+    y_max, ticks = value_axis(plot, largest, whole=True)
+    slot = (plot.right - plot.left) / len(hours)
+    gap = min(slot * 0.2, 4.0)
+    scale = (plot.bottom - plot.top) / y_max
+    bars = []
+    for index, hour in enumerate(hours):
+        segments = []
+        base = float(plot.bottom)
+        for kind in OUTCOME_KINDS:
+            value = int(getattr(hour, kind))
+            if value:
+                height = value * scale
+                base -= height
+                segments.append(Segment(kind=kind, y=base, height=height, value=value))
+        # The newest hour is labelled, and every sixth before it.
+        labelled = (len(hours) - 1 - index) % LABEL_EVERY_HOURS == 0
+        bars.append(
+            Bar(
+                hour=hour,
+                x=plot.left + index * slot + gap / 2,
+                width=slot - gap,
+                segments=segments,
+                labelled=labelled,
+            )
+        )
+    return OutcomesChart(plot=plot, bars=bars, ticks=ticks, y_max=y_max)
+
+
+@dataclass(frozen=True)
+class DurationColumn:
+    day: DayDurations
+    x: float  # the day's centre on the time axis
+    p50_y: float | None
+    p95_y: float | None
+
+    @property
+    def p95_marker(self) -> str:
+        """The `d` of the p95 point's diamond (the p50 one is a circle): two lines told
+        apart by shape and dash, not by colour alone."""
+        if self.p95_y is None:
+            return ""
+        return f"M{self.x:.1f},{self.p95_y - 5:.1f} l5,5 l-5,5 l-5,-5 z"
+
+
+@dataclass(frozen=True)
+class DurationChart:
+    plot: Plot
+    columns: list[DurationColumn]
+    ticks: list[Tick]
+    y_max: float
+
+    @property
+    def p50_points(self) -> str:
+        """The `points` attribute of the p50 <polyline> (days without runs skipped)."""
+        return _points((c.x, c.p50_y) for c in self.columns)
+
+    @property
+    def p95_points(self) -> str:
+        return _points((c.x, c.p95_y) for c in self.columns)
+
+
+def _points(pairs: Iterable[tuple[float, float | None]]) -> str:
+    return " ".join(f"{x:.1f},{y:.1f}" for x, y in pairs if y is not None)
+
+
+def durations_chart(days: Sequence[DayDurations], plot: Plot | None = None) -> DurationChart | None:
+    """A point per day with successful runs on a p50 line and a p95 line; None when no
+    day had one."""
+    largest = max((day.p95 or day.p50 or 0.0 for day in days if day.count), default=None)
+    if largest is None:
+        return None
+    plot = plot or Plot()
+    y_max, ticks = value_axis(plot, largest, whole=False)
+    slot = (plot.right - plot.left) / len(days)
+
+    def y_of(value: float | None) -> float | None:
+        return None if value is None else plot.bottom - value / y_max * (plot.bottom - plot.top)
+
+    columns = [
+        DurationColumn(
+            day=day,
+            x=plot.left + (index + 0.5) * slot,
+            p50_y=y_of(day.p50),
+            p95_y=y_of(day.p95),
+        )
+        for index, day in enumerate(days)
+    ]
+    return DurationChart(plot=plot, columns=columns, ticks=ticks, y_max=y_max)

@@ -3,7 +3,6 @@ and the per-module stats page."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
@@ -16,18 +15,19 @@ from django.views.decorators.http import require_GET
 from taskboard.models import TaskState
 from taskboard.permissions import is_operator
 from taskboard.selectors.stats import (
-    module_duration_series,
+    module_daily_durations,
     module_exists,
+    module_hourly_outcomes,
     module_names,
     module_recent_failures,
-    module_stats,
+    module_windows,
 )
 from taskboard.services.reconcile import reconcile_from_web
 from taskboard.services.workers import WorkersSnapshot, snapshot_for, workers_snapshot
 from taskboard.tables import list_filters, task_table
-from taskboard.views.charts import line_chart
+from taskboard.views.charts import durations_chart, outcomes_chart
 from taskboard.views.htmx import HtmxHttpRequest
-from taskboard.views.panels import stats_context
+from taskboard.views.panels import headline_context, stats_context
 
 
 def _list_context(request: HttpRequest) -> dict[str, Any]:
@@ -50,7 +50,7 @@ def dashboard(request: HtmxHttpRequest) -> HttpResponse:
         )
     # Every panel is server-rendered on the first load; htmx only refreshes them.
     # ...but the workers panel, which may wait on Flower or a broadcast: it loads by itself.
-    context = {**_list_context(request), **stats_context(request)}
+    context = {**_list_context(request), **stats_context(request), **headline_context(request)}
     return render(request, "taskboard/dashboard.html", context)
 
 
@@ -80,7 +80,8 @@ def workers_fragment(request: HtmxHttpRequest) -> HttpResponse:
     return _polled(render(request, "taskboard/fragments/workers.html", _workers_context(request)))
 
 
-CHART_DAYS = 7
+CHART_DAYS = 7  # the module page's durations chart: a point per day
+CHART_HOURS = 24  # its outcomes chart: a bar per hour
 
 
 @login_required
@@ -102,15 +103,9 @@ def module_page(request: HtmxHttpRequest, module: str) -> HttpResponse:
     if not module_exists(module=module):
         raise Http404(_("No such module."))
     now = timezone.now()
-    day = module_stats(module=module, days=1, now=now)
-    week = module_stats(module=module, days=CHART_DAYS, now=now)
-    series = module_duration_series(module=module, days=CHART_DAYS, now=now)
-    chart = line_chart(
-        # A day's point sits at its midday, so today's is not drawn before the work it sums.
-        series=[(p.start + timedelta(hours=12), p.avg_duration, p.count) for p in series],
-        start=now - timedelta(days=CHART_DAYS),
-        end=now,
-    )
+    day, week = module_windows(module=module, days=(1, CHART_DAYS), now=now)
+    hours = module_hourly_outcomes(module=module, hours=CHART_HOURS, now=now)
+    days = module_daily_durations(module=module, days=CHART_DAYS, now=now)
     windows: list[dict[str, Any]] = [
         {"label": _("Last 24 hours"), "stats": day, "success_percent": _percent(day.success_rate)},
         {
@@ -129,7 +124,17 @@ def module_page(request: HtmxHttpRequest, module: str) -> HttpResponse:
         "state_rows": state_rows,
         "running": week.running,
         "failures": module_recent_failures(module=module),
-        "chart": chart,
+        "hours": hours,
+        "outcomes_chart": outcomes_chart(hours),
+        "days": days,
+        "durations_chart": durations_chart(days),
+        "chart_hours": CHART_HOURS,
         "chart_days": CHART_DAYS,
     }
     return render(request, "taskboard/module.html", context)
+
+
+@login_required
+@require_GET
+def headline_fragment(request: HtmxHttpRequest) -> HttpResponse:
+    return _polled(render(request, "taskboard/fragments/headline.html", headline_context(request)))
