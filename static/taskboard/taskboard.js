@@ -158,3 +158,22 @@
   });
   document.addEventListener("htmx:sendError", function (event) { failed(event, 0); });
 })();
+
+// The notification bell (a <details>; Enter and Space on its summary open it, the browser's
+// own behaviour): Escape closes its list and, when the focus was in it, gives the focus back
+// to the summary; a click elsewhere on the page closes it too, as menus do.
+(function () {
+  function openBell() { return document.querySelector("#notification-bell[open]"); }
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") return;
+    var bell = openBell();
+    if (!bell) return;
+    var inside = bell.contains(document.activeElement);
+    bell.open = false;
+    if (inside) bell.querySelector("summary").focus();
+  });
+  document.addEventListener("click", function (event) {
+    var bell = openBell();
+    if (bell && !bell.contains(event.target)) bell.open = false;
+  });
+})();
