@@ -17,7 +17,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
 
-from taskboard.models import TaskExecution, TaskNotification, TaskState
+from taskboard.models import TaskNotification, TaskState
 from taskboard.tracking import sync_templates
 from tests import worker_tasks  # noqa: F401  (declares the "pruebas.informe" template)
 from tests.browser import PASSWORD
@@ -86,28 +86,30 @@ def site_data() -> dict[str, str]:
         finished_at=now - timedelta(minutes=59),
         duration=61.0,
     )
-    for index, state in enumerate(
-        [TaskState.SUCCESS, TaskState.SUCCESS, TaskState.REVOKED, TaskState.PENDING]
-    ):
+    others = [
         make_execution(
             user=admin if index % 2 else ana,
             state=state,
             created_at=now - timedelta(hours=index + 2),
             duration=3.0 + index if state == TaskState.SUCCESS else None,
         )
+        for index, state in enumerate(
+            [TaskState.SUCCESS, TaskState.SUCCESS, TaskState.REVOKED, TaskState.PENDING]
+        )
+    ]
+    levels: dict[str, str] = {TaskState.FAILURE: TaskNotification.Level.ERROR}
     for user in (ana, admin):
-        for execution in (running, failed):
+        for execution in (failed, others[0], others[2]):
             TaskNotification.objects.create(
                 user=user,
                 execution=execution,
-                level=TaskNotification.Level.ERROR,
-                message="failed",
-                state=TaskState.FAILURE if execution == failed else TaskState.SUCCESS,
+                level=levels.get(execution.state, TaskNotification.Level.SUCCESS),
+                message=execution.display_name,
+                state=execution.state,
             )
     # One of ana's read, so her page shows both kinds.
     first = TaskNotification.objects.filter(user=ana).order_by("pk")[:1]
     TaskNotification.objects.filter(pk__in=first).update(read_at=now)
-    assert TaskExecution.objects.count() >= 6
     return {"running": running.task_id, "failed": failed.task_id}
 
 
