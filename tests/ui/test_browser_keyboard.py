@@ -1,6 +1,7 @@
 """The dashboard by keyboard alone, in a real Chromium: Tab reaches the skip link, the
 filters, a task's link, the bell and a Cancel button, each with a visible focus ring; the
-bell opens with Enter or Space and closes with Escape; Cancel works from the keyboard.
+bell opens with Enter or Space, stays open through a refresh and closes with Escape; Cancel
+works from the keyboard.
 """
 
 from __future__ import annotations
@@ -85,6 +86,12 @@ def test_dashboard_by_keyboard(live_server, page):
     page.keyboard.press("Enter")
     assert bell.evaluate("(el) => el.open") is True
     page.keyboard.press("Tab")  # into its list
+    assert bell.evaluate("(el) => el.contains(document.activeElement)")
+    # A refresh while it is open (something changed) keeps it open, the focus in it.
+    with page.expect_response(lambda response: "/notifications/bell/" in response.url):
+        page.evaluate("() => document.body.dispatchEvent(new Event('taskboard:changed'))")
+    settle(page)
+    assert bell.evaluate("(el) => el.open") is True
     assert bell.evaluate("(el) => el.contains(document.activeElement)")
     page.keyboard.press("Escape")
     assert bell.evaluate("(el) => el.open") is False
