@@ -158,3 +158,32 @@
   });
   document.addEventListener("htmx:sendError", function (event) { failed(event, 0); });
 })();
+
+// The notification bell (a <details>; Enter and Space on its summary open it, the browser's
+// own behaviour): Escape closes its list and, when the focus was in it, gives the focus back
+// to the summary; a click elsewhere on the page closes it too, as menus do. A refresh while
+// it is open (taskboard:changed, "mark all read") morphs it without closing it: the server
+// never renders `open`, so the morph is told to leave that attribute alone.
+(function () {
+  if (window.Idiomorph && Idiomorph.defaults) {
+    var callbacks = Idiomorph.defaults.callbacks;
+    var previous = callbacks.beforeAttributeUpdated;
+    callbacks.beforeAttributeUpdated = function (name, node, mutation) {
+      if (name === "open" && mutation === "remove" && node.id === "notification-bell") return false;
+      return previous(name, node, mutation);
+    };
+  }
+  function openBell() { return document.querySelector("#notification-bell[open]"); }
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") return;
+    var bell = openBell();
+    if (!bell) return;
+    var inside = bell.contains(document.activeElement);
+    bell.open = false;
+    if (inside) bell.querySelector("summary").focus();
+  });
+  document.addEventListener("click", function (event) {
+    var bell = openBell();
+    if (bell && !bell.contains(event.target)) bell.open = false;
+  });
+})();

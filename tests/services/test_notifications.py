@@ -447,11 +447,12 @@ def test_bell_is_a_polling_fragment_with_the_unread_count(ana):
     html = response.content.decode()
     assert response.status_code == 200 and "<html" not in html
     assert html.startswith('<details id="notification-bell"')
-    assert 'hx-get="/tasks/notifications/bell/"' in html and 'hx-swap="outerHTML"' in html
+    assert 'hx-get="/tasks/notifications/bell/"' in html and 'hx-swap="morph:outerHTML"' in html
     assert 'hx-trigger="every 5s, taskboard:changed from:body"' in html
     assert 'data-taskboard-hold="live open"' in html
     assert "taskboard:changed from:body" in html and "load," not in html
-    assert 'data-unread="7"' in html and '<span class="bell-count">7</span>' in html
+    assert 'data-unread="7"' in html
+    assert '<span class="bell-count" aria-hidden="true">7</span>' in html
     assert html.count('class="bell-item') == 5  # the newest five unread
     assert "Tarea 0" in html and "Tarea 5" not in html
     assert response["Cache-Control"].startswith("max-age=0")
