@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
 import django_tables2 as tables
@@ -92,6 +93,11 @@ class TaskExecutionTable(tables.Table):  # type: ignore[misc]
         """The active filters as people read them: (what, value)."""
         return filter_labels(self.bulk_filters or {})
 
+    @cached_property
+    def cell_labels(self) -> dict[str, str]:
+        """Each column's header, once per render: a phone's card names its cells with them."""
+        return {column.name: str(column.header) for column in self.columns}
+
     @property
     def filter_labels(self) -> list[tuple[str, str]]:
         """The active filters as people read them, for the empty list's wording."""
@@ -101,9 +107,9 @@ class TaskExecutionTable(tables.Table):  # type: ignore[misc]
 # The state filter's groups and the since filter's windows, in the filter form's words
 # (what they select is in selectors/executions.py: STATE_GROUPS, SINCE_WINDOWS).
 STATE_GROUP_CHOICES = (
-    ("running", _("Running (started or in progress)")),
-    ("queued", _("Queued (pending or received)")),
-    ("failed", _("Failed (failure or lost)")),
+    ("running", _("Running")),
+    ("queued", _("Queued")),
+    ("failed", _("Failed or lost")),
 )
 SINCE_CHOICES = (
     ("1h", _("Last hour")),
