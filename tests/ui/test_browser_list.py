@@ -65,6 +65,11 @@ def test_filtered_url_survives_reload_and_back(live_server, django_user_model, p
     page.wait_for_url(f"{base}/tasks/?module=contabilidad&state=failed")
     page.wait_for_function(f"() => !document.getElementById('task-{done.task_id}')")
     assert rows_of(page) == {failed.task_id, lost.task_id}
+    # The morphed list polls its new query (and no other).
+    polled: list[str] = []
+    page.on("request", lambda r: "/fragments/list/" in r.url and polled.append(r.url))
+    page.wait_for_event("request", lambda r: "/fragments/list/" in r.url, timeout=12_000)
+    assert polled == [f"{base}/tasks/fragments/list/?module=contabilidad&state=failed"], polled
     # The sort link keeps the filters and adds itself to the address.
     page.click("#sort-label")
     page.wait_for_url(f"{base}/tasks/?module=contabilidad&state=failed&sort=label")
