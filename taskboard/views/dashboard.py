@@ -33,10 +33,11 @@ from taskboard.views.htmx import HtmxHttpRequest
 from taskboard.views.panels import stats_context
 
 
-def _list_context(request: HtmxHttpRequest, *, page: bool) -> dict[str, Any]:
-    """The list fragment's context; page: for the whole dashboard (its filter form too)."""
+def _list_context(request: HtmxHttpRequest, *, page: bool, push_url: bool) -> dict[str, Any]:
+    """The list fragment's context; page: for the whole dashboard (its filter form too);
+    push_url: the list's links put their query in the address bar."""
     context: dict[str, Any] = {
-        "table": task_table(request, push_url=page or _shown_on_dashboard(request)),
+        "table": task_table(request, push_url=push_url),
         "query": request.GET.urlencode(),
     }
     if page:
@@ -64,13 +65,12 @@ def dashboard(request: HtmxHttpRequest) -> HttpResponse:
     # alone, its query pushed to the address bar; but a history restore (Back to a page htmx
     # has not kept) gets the whole page.
     if request.htmx and not request.htmx.history_restore_request:
-        context = _list_context(request, page=False)
-        context["table"].push_url = True
+        context = _list_context(request, page=False, push_url=True)
         response = render(request, "taskboard/fragments/task-list.html", context)
     else:
         # Every panel is server-rendered on the first load; htmx only refreshes them.
         # ...but the workers panel, which may wait on Flower or a broadcast: it loads by itself.
-        context = {**_list_context(request, page=True), **stats_context(request)}
+        context = {**_list_context(request, page=True, push_url=True), **stats_context(request)}
         response = render(request, "taskboard/dashboard.html", context)
     # One URL, two answers: a cache (the browser's own, for Back) must tell them apart.
     patch_vary_headers(response, ["HX-Request"])
@@ -88,7 +88,7 @@ def _polled(response: HttpResponse) -> HttpResponse:
 @login_required
 @require_GET
 def list_fragment(request: HtmxHttpRequest) -> HttpResponse:
-    context = _list_context(request, page=False)
+    context = _list_context(request, page=False, push_url=_shown_on_dashboard(request))
     return _polled(render(request, "taskboard/fragments/task-list.html", context))
 
 

@@ -67,7 +67,12 @@ def test_filtered_url_survives_reload_and_back(live_server, django_user_model, p
     assert rows_of(page) == {failed.task_id, lost.task_id}
     # The morphed list polls its new query (and no other).
     polled: list[str] = []
-    page.on("request", lambda r: "/fragments/list/" in r.url and polled.append(r.url))
+
+    def on_request(request: Any) -> None:
+        if "/fragments/list/" in request.url:
+            polled.append(request.url)
+
+    page.on("request", on_request)
     page.wait_for_event("request", lambda r: "/fragments/list/" in r.url, timeout=12_000)
     assert polled == [f"{base}/tasks/fragments/list/?module=contabilidad&state=failed"], polled
     # The sort link keeps the filters and adds itself to the address.
