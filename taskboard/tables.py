@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
 import django_tables2 as tables
@@ -14,45 +15,29 @@ from taskboard.inputs import whole_number
 from taskboard.models import TaskExecution, TaskState
 from taskboard.permissions import is_operator
 from taskboard.selectors.estimates import execution_estimates
-from taskboard.selectors.executions import execution_list_for
+from taskboard.selectors.executions import SINCE_WINDOWS, STATE_GROUPS, execution_list_for
 
 PER_PAGE = 25
 MAX_PER_PAGE = 100  # a larger per_page is clamped to this
 MAX_PAGE = 999_999  # of 100 rows: an OFFSET every database takes
-FILTER_NAMES = ("module", "state", "owner", "q")
+FILTER_NAMES = ("module", "state", "owner", "q", "since")
 
 
 class TaskExecutionTable(tables.Table):  # type: ignore[misc]
+    """Ordering and paging of the list (column names, sort aliases, LazyPaginator). Its rows
+    are rendered by one row template (taskboard/table.html), never cell by cell: the
+    columns here say what each header is and whether it sorts, nothing about the cells."""
+
     # Staff only (excluded for others): the rows a bulk action applies to.
-    select = tables.CheckBoxColumn(
-        accessor="pk",
-        attrs={
-            "th__input": {"data-bulk-all": "", "aria-label": _("Select every task on this page")},
-            "td__input": {"name": "ids", "data-bulk-row": "", "aria-label": _("Select")},
-        },
-    )
-    label = tables.TemplateColumn(
-        template_name="taskboard/cells/label.html",
-        verbose_name=_("Task"),
-        order_by=("display_name", "task_name"),
-    )
+    select = tables.Column(accessor="pk", verbose_name="", orderable=False)
+    label = tables.Column(verbose_name=_("Task"), order_by=("display_name", "task_name"))
     module = tables.Column(verbose_name=_("Module"))
-    user = tables.Column(verbose_name=_("Launched by"), accessor="user__username", default="—")
-    state = tables.TemplateColumn(
-        template_name="taskboard/cells/state.html", verbose_name=_("State")
-    )
-    progress = tables.TemplateColumn(
-        template_name="taskboard/cells/progress.html", verbose_name=_("Progress")
-    )
-    started_at = tables.DateTimeColumn(verbose_name=_("Started"), default="—")
-    duration = tables.TemplateColumn(
-        template_name="taskboard/cells/duration.html", verbose_name=_("Duration")
-    )
-    actions = tables.TemplateColumn(
-        template_name="taskboard/cells/actions.html",
-        verbose_name=_("Actions"),
-        orderable=False,
-    )
+    user = tables.Column(verbose_name=_("Launched by"), accessor="user__username")
+    state = tables.Column(verbose_name=_("State"))
+    progress = tables.Column(verbose_name=_("Progress"))
+    started_at = tables.Column(verbose_name=_("Started"))
+    duration = tables.Column(verbose_name=_("Duration"))
+    actions = tables.Column(verbose_name=_("Actions"), accessor="pk", orderable=False)
 
     class Meta:
         model = TaskExecution
@@ -66,12 +51,12 @@ class TaskExecutionTable(tables.Table):  # type: ignore[misc]
             "progress",
             "started_at",
             "duration",
+            "actions",
         )
         template_name = "taskboard/table.html"
         order_by = ("-created_at",)
         empty_text = _("No tasks yet.")
         attrs = {"class": "tasks"}
-        row_attrs = {"id": lambda record: f"task-{record.task_id}"}
 
     def __init__(
         self,
@@ -79,11 +64,18 @@ class TaskExecutionTable(tables.Table):  # type: ignore[misc]
         page_url: str = "",
         fragment_url: str = "",
         bulk_filters: dict[str, str] | None = None,
+        filters: dict[str, str] | None = None,
+        push_url: bool = False,
         **kwargs: Any,
     ):
         super().__init__(*args, **kwargs)
         self.page_url = page_url
         self.fragment_url = fragment_url
+        # The list on the dashboard: its sort and page links put their query in the address
+        # bar (an embedded list on another page leaves that page's address alone).
+        self.push_url = push_url
+        self.filters = filters or {}
+        self.sort_values: list[str] = []
         # Set for staff: rows get checkboxes, and the list a bulk form with these filters.
         self.bulk_filters = bulk_filters
 
@@ -101,13 +93,40 @@ class TaskExecutionTable(tables.Table):  # type: ignore[misc]
         """The active filters as people read them: (what, value)."""
         return filter_labels(self.bulk_filters or {})
 
+    @cached_property
+    def cell_labels(self) -> dict[str, str]:
+        """Each column's header, once per render: a phone's card names its cells with them."""
+        return {column.name: str(column.header) for column in self.columns}
+
+    @property
+    def filter_labels(self) -> list[tuple[str, str]]:
+        """The active filters as people read them, for the empty list's wording."""
+        return filter_labels(self.filters)
+
+
+# The state filter's groups and the since filter's windows, in the filter form's words
+# (what they select is in selectors/executions.py: STATE_GROUPS, SINCE_WINDOWS).
+STATE_GROUP_CHOICES = (
+    ("running", _("Running")),
+    ("queued", _("Queued")),
+    ("failed", _("Failed or lost")),
+)
+SINCE_CHOICES = (
+    ("1h", _("Last hour")),
+    ("24h", _("Last 24 hours")),
+    ("7d", _("Last 7 days")),
+)
+
 
 def filters_from(data: QueryDict) -> dict[str, str]:
-    """The list's filters (module, state, owner, q) from a query string or form, cleaned."""
+    """The list's filters (module, state, owner, q, since) from a query string or form,
+    cleaned: a state that is neither a state nor a group, or an unknown window, is none."""
     # NUL never reaches a query (PostgreSQL rejects it in text); long input is cut.
     values = {name: data.get(name, "").replace("\x00", "").strip()[:100] for name in FILTER_NAMES}
-    if values["state"] not in TaskState.values:
+    if values["state"] not in TaskState.values and values["state"] not in STATE_GROUPS:
         values["state"] = ""
+    if values["since"] not in SINCE_WINDOWS:
+        values["since"] = ""
     return values
 
 
@@ -118,12 +137,27 @@ def list_filters(request: HttpRequest) -> dict[str, str]:
 
 def filter_labels(filters: dict[str, str]) -> list[tuple[str, str]]:
     """(what, value) of each active filter, in the words of the list's filter form."""
-    names = {"module": _("Module"), "state": _("State"), "owner": _("Owner"), "q": _("Search")}
+    names = {
+        "module": _("Module"),
+        "state": _("State"),
+        "owner": _("Owner"),
+        "q": _("Search"),
+        "since": _("Created"),
+    }
     return [
-        (str(names[name]), str(TaskState(value).label) if name == "state" else value)
+        (str(names[name]), _filter_value_label(name, value))
         for name, value in filters.items()
         if value and name in names
     ]
+
+
+def _filter_value_label(name: str, value: str) -> str:
+    if name == "state":
+        groups = dict(STATE_GROUP_CHOICES)
+        return str(groups[value] if value in groups else TaskState(value).label)
+    if name == "since":
+        return str(dict(SINCE_CHOICES)[value])
+    return value
 
 
 def page_number(data: QueryDict) -> int:
@@ -152,9 +186,9 @@ def sort_order(table: TaskExecutionTable, data: QueryDict) -> list[str]:
     return [v for v in data.getlist("sort")[:3] if v.removeprefix("-") in names]
 
 
-def task_table(request: HttpRequest) -> TaskExecutionTable:
+def task_table(request: HttpRequest, *, push_url: bool = False) -> TaskExecutionTable:
     """What request.user may see, filtered, sorted and paged as its query string says
-    (page and per_page clamped)."""
+    (page and per_page clamped). push_url: the links put their query in the address bar."""
     page = page_number(request.GET)
     per_page = rows_per_page(request.GET)
     filters = list_filters(request)
@@ -165,6 +199,8 @@ def task_table(request: HttpRequest) -> TaskExecutionTable:
         page_url=reverse("taskboard:dashboard"),
         fragment_url=reverse("taskboard:list"),
         bulk_filters=filters if staff else None,
+        filters=filters,
+        push_url=push_url,
         exclude=() if staff else ("select",),
     )
     # Sorting and paging from checked values, not RequestConfig's: it would pass any int() to
@@ -173,6 +209,7 @@ def task_table(request: HttpRequest) -> TaskExecutionTable:
     order_by = sort_order(table, request.GET)
     if order_by:
         table.order_by = order_by
+    table.sort_values = order_by  # carried by the filter form, so filtering keeps the sort
     # LazyPaginator: pages without a COUNT(*) over the whole table.
     try:
         table.paginate(paginator_class=tables.LazyPaginator, per_page=per_page, page=page)

@@ -187,3 +187,27 @@
     if (bell && !bell.contains(event.target)) bell.open = false;
   });
 })();
+
+// The task list's state in the address bar (the dashboard's filter form, search, sort and
+// page links push their query; templates/taskboard/dashboard.html). Two refinements:
+//   data-taskboard-clean-query  a GET from this form (or a field of it) leaves out its empty
+//     fields, so the address reads /tasks/?state=failed, not ?module=&state=failed&q=…;
+//   a push of the address already shown (the search field's change after its keystrokes
+//     replaced the address) replaces it instead: no duplicate entry for Back to step over.
+(function () {
+  document.addEventListener("htmx:configRequest", function (event) {
+    var detail = event.detail;
+    if (detail.verb !== "get" || !detail.elt.closest("[data-taskboard-clean-query]")) return;
+    var empty = [];
+    detail.formData.forEach(function (value, name) {
+      if (value === "") empty.push(name);
+    });
+    empty.forEach(function (name) { detail.formData.delete(name); });
+  });
+  document.addEventListener("htmx:beforeHistoryUpdate", function (event) {
+    var history = event.detail.history;
+    if (history && history.type === "push" && history.path === location.pathname + location.search) {
+      history.type = "replace";
+    }
+  });
+})();

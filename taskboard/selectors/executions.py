@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db.models import Case, Count, IntegerField, Max, Min, Q, Sum, Value, When, Window
+from django.utils import timezone
 
 from taskboard.inputs import whole_number
 from taskboard.models import (
+    FAILED_STATES,
+    QUEUED_STATES,
+    RUNNING_STATES,
     TaskExecution,
     TaskExecutionQuerySet,
 )
@@ -35,6 +39,20 @@ def execution_list(
     return rows.order_by("-created_at", "-id")
 
 
+# The list's `state` filter takes a state or one of these groups (the dashboard's headline
+# counters link to them), and `since` one of these windows over created_at.
+STATE_GROUPS: dict[str, frozenset[str]] = {
+    "running": RUNNING_STATES,
+    "queued": QUEUED_STATES,
+    "failed": FAILED_STATES,
+}
+SINCE_WINDOWS: dict[str, timedelta] = {
+    "1h": timedelta(hours=1),
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+}
+
+
 def execution_list_for(
     *,
     viewer: Viewer | None,
@@ -42,9 +60,19 @@ def execution_list_for(
     state: str | None = None,
     owner: str | None = None,
     q: str | None = None,
+    since: str | None = None,
 ) -> TaskExecutionQuerySet:
-    """What viewer may see, filtered: staff see everyone's tasks, others only their own."""
-    rows = execution_list(module=module or None, state=state or None).visible_to(viewer)
+    """What viewer may see, filtered: staff see everyone's tasks, others only their own.
+    state is a state or a group of STATE_GROUPS; since a window of SINCE_WINDOWS (created
+    at most that long before now); unknown values of either filter nothing."""
+    group = STATE_GROUPS.get(state or "")
+    single = None if group else state or None
+    rows = execution_list(module=module or None, state=single).visible_to(viewer)
+    if group:
+        rows = rows.in_states(group)
+    window = SINCE_WINDOWS.get(since or "")
+    if window is not None:
+        rows = rows.filter(created_at__gte=timezone.now() - window)
     if owner and is_operator(viewer):
         rows = rows.filter(user__username=owner)
     if q:

@@ -4,11 +4,14 @@ and the per-module stats page."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.cache import patch_vary_headers
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
@@ -24,34 +27,58 @@ from taskboard.selectors.stats import (
 )
 from taskboard.services.reconcile import reconcile_from_web
 from taskboard.services.workers import WorkersSnapshot, snapshot_for, workers_snapshot
-from taskboard.tables import list_filters, task_table
+from taskboard.tables import SINCE_CHOICES, STATE_GROUP_CHOICES, list_filters, task_table
 from taskboard.views.charts import durations_chart, outcomes_chart
 from taskboard.views.htmx import HtmxHttpRequest
 from taskboard.views.panels import headline_context, stats_context
 
 
-def _list_context(request: HttpRequest) -> dict[str, Any]:
-    return {
-        "table": task_table(request),
-        "filters": list_filters(request),
+def _list_context(request: HtmxHttpRequest, *, page: bool, push_url: bool) -> dict[str, Any]:
+    """The list fragment's context; page: for the whole dashboard (its filter form too);
+    push_url: the list's links put their query in the address bar."""
+    context: dict[str, Any] = {
+        "table": task_table(request, push_url=push_url),
         "query": request.GET.urlencode(),
-        "states": TaskState.choices,
-        "modules": module_names(),
     }
+    if page:
+        context |= {
+            "filters": list_filters(request),
+            "states": TaskState.choices,
+            "state_groups": STATE_GROUP_CHOICES,
+            "since_choices": SINCE_CHOICES,
+            "modules": module_names(),
+        }
+    return context
+
+
+def _shown_on_dashboard(request: HtmxHttpRequest) -> bool:
+    """Whether an htmx request for the list comes from the dashboard itself (its links then
+    put their query in the address bar), not from a list embedded in another page."""
+    current = request.htmx.current_url_abs_path if request.htmx else None
+    return current is not None and urlsplit(current).path == reverse("taskboard:dashboard")
 
 
 @login_required
 @require_GET
 def dashboard(request: HtmxHttpRequest) -> HttpResponse:
-    # An htmx request to the page (a filter form, a sort link) gets the list fragment alone.
-    if request.htmx:
-        return _polled(
-            render(request, "taskboard/fragments/task-list.html", _list_context(request))
-        )
-    # Every panel is server-rendered on the first load; htmx only refreshes them.
-    # ...but the workers panel, which may wait on Flower or a broadcast: it loads by itself.
-    context = {**_list_context(request), **stats_context(request), **headline_context(request)}
-    return render(request, "taskboard/dashboard.html", context)
+    # An htmx request to the page (the filter form, the search) gets the list fragment
+    # alone, its query pushed to the address bar; but a history restore (Back to a page htmx
+    # has not kept) gets the whole page.
+    if request.htmx and not request.htmx.history_restore_request:
+        context = _list_context(request, page=False, push_url=True)
+        response = render(request, "taskboard/fragments/task-list.html", context)
+    else:
+        # Every panel is server-rendered on the first load; htmx only refreshes them.
+        # ...but the workers panel, which may wait on Flower or a broadcast: it loads by itself.
+        context = {
+            **_list_context(request, page=True, push_url=True),
+            **stats_context(request),
+            **headline_context(request),
+        }
+        response = render(request, "taskboard/dashboard.html", context)
+    # One URL, two answers: a cache (the browser's own, for Back) must tell them apart.
+    patch_vary_headers(response, ["HX-Request"])
+    return _polled(response) if request.htmx else response
 
 
 def _polled(response: HttpResponse) -> HttpResponse:
@@ -65,7 +92,8 @@ def _polled(response: HttpResponse) -> HttpResponse:
 @login_required
 @require_GET
 def list_fragment(request: HtmxHttpRequest) -> HttpResponse:
-    return _polled(render(request, "taskboard/fragments/task-list.html", _list_context(request)))
+    context = _list_context(request, page=False, push_url=_shown_on_dashboard(request))
+    return _polled(render(request, "taskboard/fragments/task-list.html", context))
 
 
 def _workers_context(request: HttpRequest) -> dict[str, Any]:

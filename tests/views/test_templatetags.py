@@ -31,7 +31,7 @@ def test_task_list_polls_the_list_fragment_with_its_module(ana):
     trigger = re.search(r'hx-trigger="([^"]*)"', html)
     assert trigger and trigger[1].startswith("every 5s")
     assert "taskboard:changed from:body" in trigger[1]
-    assert 'hx-swap="outerHTML"' in html
+    assert 'hx-swap="morph:outerHTML"' in html
 
 
 def test_task_list_shows_only_the_module_and_the_viewers_own(ana, other, staff):
