@@ -32,7 +32,7 @@ LAUNCH_URL = reverse("taskboard:template_launch", args=["pruebas.informe"])
 PAYROLL_URL = reverse("nomina:launch", args=["consolidar"])
 
 
-def trigger(response: Any) -> dict[str, Any]:
+def trigger(response):
     return json.loads(response["HX-Trigger"])
 
 
