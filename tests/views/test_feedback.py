@@ -32,8 +32,9 @@ LAUNCH_URL = reverse("taskboard:template_launch", args=["pruebas.informe"])
 PAYROLL_URL = reverse("nomina:launch", args=["consolidar"])
 
 
-def trigger(response):
-    return json.loads(response["HX-Trigger"])
+def trigger(response: Any) -> dict[str, Any]:
+    events: dict[str, Any] = json.loads(response["HX-Trigger"])
+    return events
 
 
 def assert_refused(response: Any, status: int) -> str:
