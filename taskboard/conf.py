@@ -264,7 +264,8 @@ class Settings:
     def NOTIFY_SUCCESS_AFTER_SECONDS(self) -> float:
         """With no notification preferences saved, a success notifies its owner only when the
         task ran at least this long (s): short tasks are watched, not waited for. Failures,
-        cancellations and losses always notify. Saved preferences decide for themselves."""
+        cancellations and losses always notify. Saved preferences decide for themselves.
+        0: every success notifies."""
         return self._get("TASKBOARD_NOTIFY_SUCCESS_AFTER_SECONDS", 60.0, _number)
 
     @property

@@ -120,9 +120,11 @@ def _wanted(row: _Finished, preference: NotificationPreference | None) -> bool:
     and a success only of a task that ran long enough to be waited for, not watched."""
     if preference is not None:
         return bool(getattr(preference, PREFERENCE_FIELDS[row.state]))
-    if row.state != TaskState.SUCCESS:
+    threshold = conf.NOTIFY_SUCCESS_AFTER_SECONDS
+    if row.state != TaskState.SUCCESS or threshold <= 0:
         return True
-    return row.duration is not None and row.duration >= conf.NOTIFY_SUCCESS_AFTER_SECONDS
+    # No duration: it never reported a start, so it cannot have run long.
+    return row.duration is not None and row.duration >= threshold
 
 
 def _lost_notification_corrected(row: _Finished) -> bool | None:

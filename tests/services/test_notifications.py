@@ -158,10 +158,12 @@ def test_by_default_a_short_success_is_quiet_and_the_rest_notify(ana, settings):
     finish(quick_cancel, TaskState.REVOKED, duration=0.0)
     notified = [n.execution_id for n in notifications_of(ana)]
     assert notified == [long.pk, quick_failure.pk, quick_cancel.pk]
-    settings.TASKBOARD_NOTIFY_SUCCESS_AFTER_SECONDS = 0
+    settings.TASKBOARD_NOTIFY_SUCCESS_AFTER_SECONDS = 0  # every success
     every = make_execution(user=ana, state=TaskState.STARTED)
     finish(every, TaskState.SUCCESS, duration=0.01)
-    assert notifications_of(ana)[-1].execution_id == every.pk
+    never_started = make_execution(user=ana, state=TaskState.PENDING)
+    apply(Write(("task_id", never_started.task_id), TaskState.SUCCESS, {}))
+    assert [n.execution_id for n in notifications_of(ana)][-2:] == [every.pk, never_started.pk]
 
 
 def test_saved_preferences_win_over_the_success_threshold(ana, other):
