@@ -21,7 +21,7 @@ from taskboard.services.launch import RetryNotPossible, execution_retry, executi
 from taskboard.services.limits import LaunchRefused
 from taskboard.services.workers.broker import BrokerUnavailable
 from taskboard.views.htmx import CHANGED_EVENT, HtmxHttpRequest, refused
-from taskboard.views.launch import broker_unavailable, to_task, unsent_message, with_retry_after
+from taskboard.views.launch import broker_unavailable, launch_refused, to_task, unsent_message
 
 MAX_CHILDREN = 50
 PROGRESS = "taskboard/fragments/progress.html"
@@ -129,7 +129,7 @@ def retry(request: HtmxHttpRequest, task_id: str) -> HttpResponse:
     except RetryNotPossible as problem:
         return refused(problem.reason, status=409)
     except LaunchRefused as over:  # the user's limits (services/limits.py)
-        return with_retry_after(refused(over.message, status=over.status), over)
+        return launch_refused(request, over)
     except BrokerUnavailable as unsent:
         if not request.htmx:
             return broker_unavailable(request, unsent)
