@@ -186,3 +186,43 @@ def test_a_broker_that_cannot_be_reached_says_so(live_server, django_user_model,
     page.screenshot(path=str(ARTIFACTS / "feedback-broker-503.png"), full_page=True)
     assert TaskExecution.objects.get(pk=running.pk).cancel_requested_at is not None
     assert expected_rejections(problems, 503) == [], problems
+
+
+def test_my_pages_fit_a_phone(live_server, django_user_model, page):
+    """At 390 px the detail page (a long traceback and result), the launch form, the
+    preferences and the error pages scroll only vertically."""
+    vera = django_user_model.objects.create_user("vera", password=PASSWORD)
+    sync_templates()
+    group = Group.objects.create(name="informes")
+    TaskTemplate.objects.get(key="pruebas.informe").allowed_groups.add(group)
+    vera.groups.add(group)
+    failed = make_execution(
+        user=vera,
+        state=TaskState.FAILURE,
+        exception_type="ValueError",
+        exception_message="x" * 300,
+        traceback="Traceback (most recent call last):\n" + "  File " + "y" * 400,
+        result_summary="z" * 400,
+        worker="celery@a-very-long-worker-hostname.internal.example.com",
+    )
+    running = make_execution(user=vera, state=TaskState.PROGRESS, progress=40)
+    page.set_viewport_size({"width": 390, "height": 844})
+    base = live_server.url
+    log_in(page, base, "vera", f"/tasks/{failed.task_id}/")
+    page.click("#detail-traceback summary")
+    ARTIFACTS.mkdir(exist_ok=True)
+    paths = [
+        f"/tasks/{failed.task_id}/",
+        f"/tasks/{running.task_id}/",
+        "/tasks/templates/pruebas.informe/launch/",
+        "/tasks/notifications/preferences/",
+        "/tasks/modules/nomina/",  # 403: vera is not staff
+        "/tasks/no-such-task/",  # 404
+    ]
+    for path in paths:
+        if path != paths[0]:
+            page.goto(f"{base}{path}")
+        fits = page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        name = path.strip("/").replace("/", "-")[:40] or "root"
+        page.screenshot(path=str(ARTIFACTS / f"feedback-phone-{name}.png"), full_page=True)
+        assert fits, path
