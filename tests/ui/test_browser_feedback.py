@@ -211,18 +211,17 @@ def test_my_pages_fit_a_phone(live_server, django_user_model, page):
     log_in(page, base, "vera", f"/tasks/{failed.task_id}/")
     page.click("#detail-traceback summary")
     ARTIFACTS.mkdir(exist_ok=True)
-    paths = [
-        f"/tasks/{failed.task_id}/",
-        f"/tasks/{running.task_id}/",
-        "/tasks/templates/pruebas.informe/launch/",
-        "/tasks/notifications/preferences/",
-        "/tasks/modules/nomina/",  # 403: vera is not staff
-        "/tasks/no-such-task/",  # 404
+    pages = [
+        ("detail-failed", f"/tasks/{failed.task_id}/"),
+        ("detail-running", f"/tasks/{running.task_id}/"),
+        ("launch", "/tasks/templates/pruebas.informe/launch/"),
+        ("preferences", "/tasks/notifications/preferences/"),
+        ("403", "/tasks/modules/nomina/"),  # vera is not staff
+        ("404", "/tasks/no-such-task/"),
     ]
-    for path in paths:
-        if path != paths[0]:
+    for index, (name, path) in enumerate(pages):
+        if index:
             page.goto(f"{base}{path}")
         fits = page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
-        name = path.strip("/").replace("/", "-")[:40] or "root"
         page.screenshot(path=str(ARTIFACTS / f"feedback-phone-{name}.png"), full_page=True)
         assert fits, path
