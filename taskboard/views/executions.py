@@ -9,6 +9,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HTMX_STOP_POLLING, trigger_client_event
@@ -21,7 +22,7 @@ from taskboard.services.launch import RetryNotPossible, execution_retry, executi
 from taskboard.services.limits import LaunchRefused
 from taskboard.services.workers.broker import BrokerUnavailable
 from taskboard.views.htmx import CHANGED_EVENT, HtmxHttpRequest, refused
-from taskboard.views.launch import broker_unavailable, launch_refused, to_task, unsent_message
+from taskboard.views.launch import broker_unavailable, to_task, unsent_message, with_retry_after
 
 MAX_CHILDREN = 50
 PROGRESS = "taskboard/fragments/progress.html"
@@ -90,6 +91,20 @@ def progress_fragment(request: HtmxHttpRequest, task_id: str) -> HttpResponse:
     return _final(response, execution)
 
 
+def _refused(
+    request: HtmxHttpRequest, execution: TaskExecution, text: str, *, status: int
+) -> HttpResponse:
+    """An action refused: for htmx the message beside the button (and the panels refresh);
+    after a plain form post, a page that says it, with the way back to the task."""
+    if request.htmx:
+        return refused(text, status=status)
+    if status == 403:
+        raise PermissionDenied(text)
+    back = reverse("taskboard:detail", args=[execution.task_id])
+    context = {"message": text, "status": status, "back_url": back}
+    return render(request, "taskboard/refused.html", context, status=status)
+
+
 @login_required
 @require_POST
 def cancel(request: HtmxHttpRequest, task_id: str) -> HttpResponse:
@@ -100,13 +115,13 @@ def cancel(request: HtmxHttpRequest, task_id: str) -> HttpResponse:
     try:
         cancelled = execution_cancel(execution=execution, by=request.user, terminate=terminate)
     except PermissionDenied:  # the service holds the rule: owner or staff, terminate staff
-        return refused(_("You may not cancel this task."), status=403)
+        return _refused(request, execution, _("You may not cancel this task."), status=403)
     except BrokerUnavailable:
-        response = refused(cancel_unsent_message(), status=503)
+        response = _refused(request, execution, cancel_unsent_message(), status=503)
         response["Retry-After"] = "10"
         return response
     if not cancelled:
-        return refused(_("This task has already finished."), status=409)
+        return _refused(request, execution, _("This task has already finished."), status=409)
     # The detail page's status block asks for itself; any other caller gets the bar.
     if request.htmx.target == STATUS_ID:
         response = render(request, STATUS, _status_context(request, execution))
@@ -125,11 +140,12 @@ def retry(request: HtmxHttpRequest, task_id: str) -> HttpResponse:
     try:
         new = execution_retry(execution=execution, by=request.user)
     except PermissionDenied:
-        return refused(_("You may not retry this task."), status=403)
+        return _refused(request, execution, _("You may not retry this task."), status=403)
     except RetryNotPossible as problem:
-        return refused(problem.reason, status=409)
+        return _refused(request, execution, problem.reason, status=409)
     except LaunchRefused as over:  # the user's limits (services/limits.py)
-        return launch_refused(request, over)
+        response = _refused(request, execution, over.message, status=over.status)
+        return with_retry_after(response, over)
     except BrokerUnavailable as unsent:
         if not request.htmx:
             return broker_unavailable(request, unsent)

@@ -6,7 +6,7 @@ from itertools import groupby
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -45,21 +45,6 @@ def with_retry_after(response: HttpResponse, refused: LaunchRefused) -> HttpResp
         response["Retry-After"] = str(refused.retry_after)
     response["Cache-Control"] = "no-store"
     return response
-
-
-def launch_refused(request: HttpRequest, refused: LaunchRefused) -> HttpResponse:
-    """409 (too many unfinished tasks) or 429 (too many launches) with its message: JSON
-    {"error": ...} under /api/, else the message, shown beside what was clicked."""
-    response: HttpResponse
-    if request.path_info.startswith("/api/"):
-        response = JsonResponse(
-            {"error": refused.message},
-            status=refused.status,
-            json_dumps_params={"ensure_ascii": False},
-        )
-    else:
-        response = refused_answer(refused.message, status=refused.status)
-    return with_retry_after(response, refused)
 
 
 def forbidden(request: HtmxHttpRequest, message: str) -> HttpResponse:

@@ -168,6 +168,24 @@ def test_stale_cancel_is_a_409_message_and_the_panels_refresh(ana):
     assert assert_refused(response, 409) == "This task has already finished."
 
 
+def test_refusals_of_a_plain_form_post_are_pages(ana, settings):
+    client = client_for(ana)
+    done = make_execution(user=ana, state=TaskState.SUCCESS)
+    for action in ("cancel", "retry"):
+        page = client.post(reverse(f"taskboard:{action}", args=[done.task_id]), headers=EN)
+        assert page.status_code == 409 and HEADER in page.content
+        assert f'href="/tasks/{done.task_id}/"'.encode() in page.content  # back to it
+    running = make_execution(user=ana, state=TaskState.STARTED)
+    url = reverse("taskboard:cancel", args=[running.task_id])
+    forbidden = client.post(url, {"terminate": "1"}, headers=EN)
+    assert forbidden.status_code == 403 and b'data-status="403"' in forbidden.content
+    settings.TASKBOARD_LAUNCHES_PER_MINUTE = 0
+    settings.TASKBOARD_MAX_UNFINISHED_PER_USER = 1  # the running one: no room for a retry
+    old = failed_add(user=ana)
+    over = client.post(reverse("taskboard:retry", args=[old.task_id]), headers=EN)
+    assert over.status_code == 409 and HEADER in over.content
+
+
 def test_terminate_by_a_plain_user_is_a_403_message(ana):
     running = make_execution(user=ana, state=TaskState.STARTED)
     response = client_for(ana).post(
