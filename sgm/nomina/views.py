@@ -136,9 +136,23 @@ def launch(request: HtmxHttpRequest, tarea: str) -> HttpResponse:
     transaction.on_commit(lambda: enqueue(task_id))
     if not request.htmx:
         return redirect("nomina:index")
-    context = {"task_id": task_id, "tarea": tarea, "periodo_id": periodo_id}
+    context = {
+        "task_id": task_id,
+        "tarea": tarea,
+        "periodo_id": periodo_id,
+        # The form too, out of band, as it was sent: an earlier refusal's message goes.
+        "form": {**_form_values(request), "oob": True},
+    }
     response = render(request, "nomina/fragments/launched.html", context)
     return trigger_client_event(response, CHANGED_EVENT)
+
+
+def _form_values(request: HttpRequest) -> dict[str, Any]:
+    return {
+        "max_empleados": MAX_EMPLEADOS,
+        "periodo_id": request.POST.get("periodo_id", "")[:20],
+        "empleados": request.POST.get("empleados", "")[:20],
+    }
 
 
 def _refused_form(
@@ -147,13 +161,7 @@ def _refused_form(
     """The launch form again, filled in as it was sent, with the message: for htmx it
     morphs in place of itself (the page, the header and the task list stay), else the
     whole page."""
-    context = {
-        "max_empleados": MAX_EMPLEADOS,
-        "error": message,
-        "error_field": field,
-        "periodo_id": request.POST.get("periodo_id", "")[:20],
-        "empleados": request.POST.get("empleados", "")[:20],
-    }
+    context = {**_form_values(request), "error": message, "error_field": field}
     if not request.htmx:
         return render(request, "nomina/index.html", context, status=status)
     response = render(request, "nomina/fragments/launch-form.html", context, status=status)

@@ -55,7 +55,7 @@ def live_off(page: Any, base: str) -> None:
 
 @pytest.mark.parametrize("debug", [True, False], ids=["debug-on", "debug-off"])
 def test_bad_input_keeps_header_form_and_message(
-    live_server, django_user_model, page, settings, debug
+    live_server, worker, django_user_model, page, settings, debug
 ):
     settings.DEBUG = debug
     lola = django_user_model.objects.create_user("lola", password=PASSWORD)
@@ -95,6 +95,14 @@ def test_bad_input_keeps_header_form_and_message(
     assert same_document(page)
     page.screenshot(path=str(ARTIFACTS / f"feedback-payroll-422-{debug}.png"), full_page=True)
     assert not TaskExecution.objects.exists()
+
+    # Put right, it launches: the task appears and the form's message goes.
+    page.fill("input[name=periodo_id]", "3")
+    page.click("#launch-consolidar")
+    page.locator(".launched-task").wait_for()
+    assert page.locator("#nomina-launch-error").count() == 0
+    assert page.get_attribute("input[name=periodo_id]", "aria-invalid") is None
+    assert page.input_value("input[name=empleados]") == "12" and same_document(page)
     assert expected_rejections(problems, 422) == [], problems
 
 

@@ -331,3 +331,18 @@ def test_query_counts_are_pinned(ana, django_assert_max_num_queries):
     done = make_execution(user=ana, state=TaskState.SUCCESS)
     with django_assert_max_num_queries(4):  # session + user + execution + the cancel's update
         client.post(reverse("taskboard:cancel", args=[done.task_id]), headers=HX)
+
+
+def test_a_payroll_launch_that_goes_out_clears_the_forms_message(
+    ana, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = client_for(ana).post(
+            PAYROLL_URL, {"periodo_id": "5", "empleados": "7"}, headers=HX
+        )
+    assert response.status_code == 200 and len(callbacks) == 1
+    html = response.content.decode()
+    assert 'class="launched-task"' in html
+    assert 'id="nomina-launch" hx-swap-oob="morph"' in html  # morph: idiomorph's outerHTML
+    assert 'value="5"' in html and 'value="7"' in html and 'role="alert"' not in html
+    assert 'name="csrfmiddlewaretoken"' in html
