@@ -233,3 +233,37 @@ def test_my_pages_fit_a_phone(live_server, django_user_model, page):
         fits = page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
         page.screenshot(path=str(ARTIFACTS / f"feedback-phone-{name}.png"), full_page=True)
         assert fits, path
+
+
+def test_the_status_block_keeps_focus_and_open_traceback_across_polls(
+    live_server, django_user_model, page
+):
+    """The status block morphs: the Cancel button keeps focus over two polls, and a retrying
+    task's open traceback stays open."""
+    ivo = django_user_model.objects.create_user("ivo", password=PASSWORD)
+    running = make_execution(
+        user=ivo,
+        state=TaskState.RETRY,
+        progress=20,
+        exception_type="TimeoutError",
+        exception_message="the bank did not answer",
+        traceback="Traceback (most recent call last):\n  ...\nTimeoutError",
+    )
+    base = live_server.url
+    problems = watch_console(page)
+    log_in(page, base, "ivo", f"/tasks/{running.task_id}/")
+    polls = request_times(page, f"/tasks/{running.task_id}/status/")
+    page.click("#detail-traceback summary")
+    page.focus("#detail-cancel")
+    TaskExecution.objects.filter(pk=running.pk).update(progress=60)
+    page.wait_for_selector("#detail-status [aria-valuenow='60']")  # a poll morphed it
+    seen = len(polls)
+    for _ in range(40):  # and one more poll, at most 10 s
+        if len(polls) > seen:
+            break
+        page.wait_for_timeout(250)
+    assert len(polls) > seen
+    page.wait_for_load_state("networkidle")
+    assert page.evaluate("document.activeElement && document.activeElement.id") == "detail-cancel"
+    assert page.locator("#detail-traceback").get_attribute("open") is not None
+    assert problems == []
