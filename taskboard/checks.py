@@ -48,6 +48,7 @@ through conf here). The ids are stable: a new rule takes a new id.
     taskboard.E090: TASKBOARD_REDACT_VALUE_PATTERN: a str holding a valid regular expression
         ("" for none)
     taskboard.E091: TASKBOARD_REDACT_VALUES: a bool
+    taskboard.E100: TASKBOARD_NOTIFY_SUCCESS_AFTER_SECONDS: a finite number of seconds, 0 or more
     taskboard.W001: MIDDLEWARE: holds taskboard.middleware.TaskboardMiddleware
     taskboard.W002: FLOWER_PASSWORD: set when FLOWER_URL is (and "flower" is a worker source)
     taskboard.W003: TASKBOARD_WORKER_OFFLINE_AFTER: more than TASKBOARD_HEARTBEAT_INTERVAL
@@ -281,6 +282,7 @@ RULES: tuple[Rule, ...] = (
     Rule("TASKBOARD_LAUNCHES_PER_MINUTE", 10, whole(0), "taskboard.E073"),
     Rule("TASKBOARD_REDACT_VALUE_PATTERN", "", regex(), "taskboard.E090"),
     Rule("TASKBOARD_REDACT_VALUES", True, boolean(), "taskboard.E091"),
+    Rule("TASKBOARD_NOTIFY_SUCCESS_AFTER_SECONDS", 60.0, non_negative("seconds"), "taskboard.E100"),
 )
 
 

@@ -261,6 +261,14 @@ class Settings:
         return self._get("TASKBOARD_SITE_URL", "", _text).rstrip("/")
 
     @property
+    def NOTIFY_SUCCESS_AFTER_SECONDS(self) -> float:
+        """With no notification preferences saved, a success notifies its owner only when the
+        task ran at least this long (s): short tasks are watched, not waited for. Failures,
+        cancellations and losses always notify. Saved preferences decide for themselves.
+        0: every success notifies."""
+        return self._get("TASKBOARD_NOTIFY_SUCCESS_AFTER_SECONDS", 60.0, _number)
+
+    @property
     def CALL_MAX_CHARS(self) -> int:
         """A task's call (args and kwargs, as JSON) is kept for retry when it is at most this
         long; a longer one is not kept and the task cannot be retried (0: never kept)."""

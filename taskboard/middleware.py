@@ -9,6 +9,7 @@ from django.utils.translation import gettext as _
 
 from taskboard.services.workers.broker import BROKER_UNREACHABLE, broker_errors, failure_reason
 from taskboard.tracking.ownership import launching_as, user_id_of
+from taskboard.views.htmx import with_message
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +33,10 @@ def broker_unavailable_response(
         )
         context = {"message": message, "execution_url": execution_url}
         response = render(request, template, context, status=503)
+        if htmx and request.method != "GET":
+            # An action: its message beside what was clicked (a poll's panel says itself
+            # that it is stale, and shows no message every few seconds).
+            with_message(response, message)
     response["Retry-After"] = "10"
     response["Cache-Control"] = "no-store"
     return response

@@ -36,6 +36,7 @@ urlpatterns = [
     path("bulk/run/", bulk.run, name="bulk_run"),
     path("<anyid:task_id>/", executions.detail, name="detail"),
     path("<anyid:task_id>/progress/", executions.progress_fragment, name="progress"),
+    path("<anyid:task_id>/status/", executions.status_fragment, name="status"),
     path("<anyid:task_id>/cancel/", executions.cancel, name="cancel"),
     path("<anyid:task_id>/retry/", executions.retry, name="retry"),
 ]

@@ -161,6 +161,9 @@ BAD_VALUES: list[tuple[str, object, str, dict[str, object]]] = [
     ("TASKBOARD_REDACT_VALUE_PATTERN", "(unclosed", "taskboard.E090", {}),
     ("TASKBOARD_REDACT_VALUE_PATTERN", None, "taskboard.E090", {}),
     ("TASKBOARD_REDACT_VALUES", "yes", "taskboard.E091", {}),
+    ("TASKBOARD_NOTIFY_SUCCESS_AFTER_SECONDS", -1, "taskboard.E100", {}),
+    ("TASKBOARD_NOTIFY_SUCCESS_AFTER_SECONDS", "60", "taskboard.E100", {}),
+    ("TASKBOARD_NOTIFY_SUCCESS_AFTER_SECONDS", NAN, "taskboard.E100", {}),
 ]
 
 

@@ -10,7 +10,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
-from django_htmx.http import trigger_client_event
+from django_htmx.http import retarget, trigger_client_event
 
 from sgm.nomina.tasks import MAX_EMPLEADOS, MAX_PERIODO, consolidar_nomina, exportar_nominas
 from taskboard.inputs import whole_number
@@ -58,12 +58,16 @@ def index(request: HtmxHttpRequest) -> HttpResponse:
 class BadInput(ValueError):
     """A form value the page cannot launch anything with; the message is for the user."""
 
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field
 
-def _whole_number(raw: str, *, message: str, low: int, high: int) -> int:
+
+def _whole_number(raw: str, *, message: str, low: int, high: int, field: str) -> int:
     # ASCII digits only: int() also takes "٣", "1_000" and thousands of digits.
     value = whole_number(raw.strip(), max_digits=len(str(high)))
     if value is None or not low <= value <= high:
-        raise BadInput(message)
+        raise BadInput(message, field=field)
     return value
 
 
@@ -80,6 +84,7 @@ def _consolidation(request: HttpRequest, periodo_id: int) -> Callable[[str], Any
             % {"max": MAX_EMPLEADOS},
             low=1,
             high=MAX_EMPLEADOS,
+            field="empleados",
         )
     return lambda task_id: consolidar_nomina.apply_async(
         args=(periodo_id,), kwargs=kwargs, task_id=task_id
@@ -104,8 +109,8 @@ LAUNCHERS: dict[str, Callable[[HttpRequest, int], Callable[[str], Any]]] = {
 def launch(request: HtmxHttpRequest, tarea: str) -> HttpResponse:
     """Launch one of the page's tasks for a period. htmx gets the task's progress bar (and
     every task panel is told to refresh); a plain form post goes back to the page. A bad
-    value (400) or a launch over the user's limits (409, 429) gets its message: the page
-    again, filled in as it was, or (htmx) the message alone."""
+    value (422) or a launch over the user's limits (409, 429) gets the form again, filled in
+    as it was, with its message."""
     launcher = LAUNCHERS.get(tarea)
     if launcher is None:
         raise Http404(_("No such payroll task."))
@@ -115,14 +120,15 @@ def launch(request: HtmxHttpRequest, tarea: str) -> HttpResponse:
             message=_("The period must be a whole number greater than zero."),
             low=1,
             high=MAX_PERIODO,
+            field="periodo_id",
         )
         enqueue = launcher(request, periodo_id)
         launch_check(user=request.user, task_name=TASKS[tarea])
     except BadInput as exc:
-        return _refused_page(request, str(exc), status=400)
+        return _refused_form(request, str(exc), status=422, field=exc.field)
     except LaunchRefused as refused:
         return with_retry_after(
-            _refused_page(request, refused.message, status=refused.status), refused
+            _refused_form(request, refused.message, status=refused.status), refused
         )
     task_id = str(uuid.uuid4())
     # Published once the request's writes are committed: the worker never sees a task
@@ -130,21 +136,34 @@ def launch(request: HtmxHttpRequest, tarea: str) -> HttpResponse:
     transaction.on_commit(lambda: enqueue(task_id))
     if not request.htmx:
         return redirect("nomina:index")
-    context = {"task_id": task_id, "tarea": tarea, "periodo_id": periodo_id}
+    context = {
+        "task_id": task_id,
+        "tarea": tarea,
+        "periodo_id": periodo_id,
+        # The form too, out of band, as it was sent: an earlier refusal's message goes.
+        "form": {**_form_values(request), "oob": True},
+    }
     response = render(request, "nomina/fragments/launched.html", context)
     return trigger_client_event(response, CHANGED_EVENT)
 
 
-def _refused_page(request: HtmxHttpRequest, message: str, *, status: int) -> HttpResponse:
-    """The launch's message: alone for htmx, else the page with its form as it was sent."""
-    if request.htmx:
-        return render(
-            request, "nomina/fragments/launch-error.html", {"message": message}, status=status
-        )
-    context = {
+def _form_values(request: HttpRequest) -> dict[str, Any]:
+    return {
         "max_empleados": MAX_EMPLEADOS,
-        "error": message,
         "periodo_id": request.POST.get("periodo_id", "")[:20],
         "empleados": request.POST.get("empleados", "")[:20],
     }
-    return render(request, "nomina/index.html", context, status=status)
+
+
+def _refused_form(
+    request: HtmxHttpRequest, message: str, *, status: int, field: str = ""
+) -> HttpResponse:
+    """The launch form again, filled in as it was sent, with the message: for htmx it
+    morphs in place of itself (the page, the header and the task list stay), else the
+    whole page."""
+    context = {**_form_values(request), "error": message, "error_field": field}
+    if not request.htmx:
+        return render(request, "nomina/index.html", context, status=status)
+    response = render(request, "nomina/fragments/launch-form.html", context, status=status)
+    response["HX-Reswap"] = "morph:outerHTML"  # keeps focus on the button pressed
+    return retarget(response, "#nomina-launch")

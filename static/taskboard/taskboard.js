@@ -211,3 +211,17 @@
     }
   });
 })();
+
+// Morphing swaps keep what the user opened (helper A: the detail page's status block, and
+// any polled panel). Idiomorph copies every attribute from the new render, `open` of a
+// <details> too, so a poll would close the traceback the user is reading: a morph leaves
+// that attribute alone. (Focus is kept by idiomorph itself.)
+(function () {
+  if (!window.Idiomorph || !window.Idiomorph.defaults) return;
+  var callbacks = window.Idiomorph.defaults.callbacks;
+  var before = callbacks.beforeAttributeUpdated;
+  callbacks.beforeAttributeUpdated = function (name, node, mutation) {
+    if (name === "open" && node.tagName === "DETAILS") return false;
+    return before ? before(name, node, mutation) : true;
+  };
+})();

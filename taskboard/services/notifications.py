@@ -93,7 +93,7 @@ def notifications_create_for(*, lookups: Sequence[Lookup]) -> int:
     emails: list[int] = []
     for row in finished:
         preference = preferences.get(row.user_id)
-        if preference is not None and not getattr(preference, PREFERENCE_FIELDS[row.state]):
+        if not _wanted(row, preference):
             continue
         notifications.append(
             TaskNotification(
@@ -113,6 +113,18 @@ def notifications_create_for(*, lookups: Sequence[Lookup]) -> int:
         if emails:
             transaction.on_commit(lambda: _enqueue_emails(emails))
     return corrected + len(notifications)
+
+
+def _wanted(row: _Finished, preference: NotificationPreference | None) -> bool:
+    """Saved preferences decide; without them failures, cancellations and losses notify,
+    and a success only of a task that ran long enough to be waited for, not watched."""
+    if preference is not None:
+        return bool(getattr(preference, PREFERENCE_FIELDS[row.state]))
+    threshold = conf.NOTIFY_SUCCESS_AFTER_SECONDS
+    if row.state != TaskState.SUCCESS or threshold <= 0:
+        return True
+    # No duration: it never reported a start, so it cannot have run long.
+    return row.duration is not None and row.duration >= threshold
 
 
 def _lost_notification_corrected(row: _Finished) -> bool | None:
@@ -152,6 +164,7 @@ class _Finished:
     label: str
     # Marked LOST first and then finished by its worker after all.
     after_lost: bool = False
+    duration: float | None = None  # seconds it ran (None: never started)
 
 
 def _owned_finished(lookups: Sequence[Lookup]) -> list[_Finished]:
@@ -168,6 +181,7 @@ def _owned_finished(lookups: Sequence[Lookup]) -> list[_Finished]:
             if not task_ids and not pks:
                 continue
             cursor.execute(*_owned_finished_statement(task_ids, pks))
+            rows = cursor.fetchall()
             found.extend(
                 _Finished(
                     pk,
@@ -175,8 +189,9 @@ def _owned_finished(lookups: Sequence[Lookup]) -> list[_Finished]:
                     state,
                     display_name or task_name,
                     after_lost=lost_at is not None and state in SAME_WORKER_ONLY,
+                    duration=duration,
                 )
-                for pk, user_id, state, display_name, task_name, lost_at in cursor.fetchall()
+                for pk, user_id, state, display_name, task_name, lost_at, duration in rows
             )
     return list(dict.fromkeys(found))  # one execution named twice (by task id and pk)
 
@@ -197,7 +212,8 @@ def _owned_finished_statement(task_ids: list[str], pks: list[int]) -> tuple[str,
     # Our own constants (TaskState values), written into the statement.
     final = ", ".join(f"'{state}'" for state in sorted(TERMINAL_STATES))
     columns = ", ".join(
-        quote(c) for c in ("id", "user_id", "state", "display_name", "task_name", "lost_at")
+        quote(c)
+        for c in ("id", "user_id", "state", "display_name", "task_name", "lost_at", "duration")
     )
     sql = (
         f"SELECT {columns} FROM {quote(TaskExecution._meta.db_table)} "

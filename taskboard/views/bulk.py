@@ -5,7 +5,7 @@ how many executions the action will affect; its form POSTs to /tasks/bulk/run/ w
 same selection and the primary-key range the confirmation counted, so the action touches
 exactly those (never tasks created since): every matching one, however many, worked through
 in batches. Every endpoint answers non-staff 403 and bad
-input 400 with a message.
+input 400 with a message, in the site's layout (or beside the button, for htmx).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
@@ -37,6 +38,8 @@ from taskboard.selectors.stats import module_name_possible
 from taskboard.services.bulk import BulkResult, executions_delete, executions_retry
 from taskboard.services.cancel import executions_cancel
 from taskboard.tables import filter_labels, filters_from
+from taskboard.views.htmx import HtmxHttpRequest
+from taskboard.views.htmx import refused as refused_answer
 
 # Ids in one request: the list shows a page of them. (Far more fields than that, over
 # DATA_UPLOAD_MAX_NUMBER_FIELDS, Django itself answers 400.)
@@ -154,10 +157,15 @@ def _staff_selection(request: HttpRequest, data: QueryDict, *, ranged: bool) -> 
     return _selection(data, ranged=ranged)
 
 
-def _refuse(refused: Refused) -> HttpResponse:
-    return HttpResponse(
-        refused.message, status=refused.status, content_type="text/plain; charset=utf-8"
-    )
+def _refuse(request: HtmxHttpRequest, refused: Refused) -> HttpResponse:
+    """The bulk forms are plain forms: a refusal is a page in the site's layout (403.html
+    for non-staff), with the way back; an htmx caller gets the message beside its button."""
+    if request.htmx:
+        return refused_answer(refused.message, status=refused.status)
+    if refused.status == 403:
+        raise PermissionDenied(refused.message)
+    context = {"message": refused.message, "back_url": reverse("taskboard:dashboard")}
+    return render(request, "400.html", context, status=refused.status)
 
 
 def _described(selection: Selection) -> dict[str, Any]:
@@ -171,11 +179,11 @@ def _described(selection: Selection) -> dict[str, Any]:
 
 @login_required
 @require_GET
-def confirm(request: HttpRequest) -> HttpResponse:
+def confirm(request: HtmxHttpRequest) -> HttpResponse:
     try:
         selection = _staff_selection(request, request.GET, ranged=False)
     except Refused as refused:
-        return _refuse(refused)
+        return _refuse(request, refused)
     # Every matching row, counted (F10: no cap; the action walks them in batches).
     preview = execution_bulk_preview(
         rows=selection.rows(request.user), affected=selection.action.applies_to()
@@ -194,11 +202,11 @@ def confirm(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def run(request: HttpRequest) -> HttpResponse:
+def run(request: HtmxHttpRequest) -> HttpResponse:
     try:
         selection = _staff_selection(request, request.POST, ranged=True)
     except Refused as refused:
-        return _refuse(refused)
+        return _refuse(request, refused)
     result = selection.action.run(rows=selection.rows(request.user), by=request.user)
     # Retries the broker did not take: recorded as not sent, and the page says so (503).
     status = 503 if result.action == "retry" and result.unsent else 200

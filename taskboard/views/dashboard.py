@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -127,7 +128,7 @@ def _percent(rate: float | None) -> float | None:
 @require_GET
 def module_page(request: HtmxHttpRequest, module: str) -> HttpResponse:
     if not is_operator(request.user):
-        return HttpResponse(_("Only staff may see module statistics."), status=403)
+        raise PermissionDenied(_("Only staff may see module statistics."))  # styled 403.html
     if not module_exists(module=module):
         raise Http404(_("No such module."))
     now = timezone.now()

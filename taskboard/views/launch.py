@@ -6,7 +6,7 @@ from itertools import groupby
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -23,6 +23,7 @@ from taskboard.services.launch import (
 from taskboard.services.limits import LaunchRefused
 from taskboard.services.workers.broker import BrokerUnavailable
 from taskboard.views.htmx import HtmxHttpRequest
+from taskboard.views.htmx import refused as refused_answer
 
 
 def unsent_message(unsent: BrokerUnavailable) -> str:
@@ -46,20 +47,11 @@ def with_retry_after(response: HttpResponse, refused: LaunchRefused) -> HttpResp
     return response
 
 
-def launch_refused(request: HttpRequest, refused: LaunchRefused) -> HttpResponse:
-    """409 (too many unfinished tasks) or 429 (too many launches) with its message: JSON
-    {"error": ...} under /api/, else the bare message (htmx swaps it where the action's
-    message goes)."""
-    response: HttpResponse
-    if request.path_info.startswith("/api/"):
-        response = JsonResponse(
-            {"error": refused.message},
-            status=refused.status,
-            json_dumps_params={"ensure_ascii": False},
-        )
-    else:
-        response = HttpResponse(refused.message, status=refused.status)
-    return with_retry_after(response, refused)
+def forbidden(request: HtmxHttpRequest, message: str) -> HttpResponse:
+    """403: the styled page (templates/403.html) for a page, a short message for htmx."""
+    if request.htmx:
+        return refused_answer(message, status=403)
+    raise PermissionDenied(message)
 
 
 def to_task(request: HtmxHttpRequest, task_id: str) -> HttpResponse:
@@ -83,13 +75,13 @@ def template_list(request: HtmxHttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def template_launch_page(request: HtmxHttpRequest, key: str) -> HttpResponse:
     """GET: the template's launch form. POST: launch it, or the form again, filled in, with
-    its errors (400), or with why it was refused (409 too many unfinished tasks, 429 too
-    many launches); then nothing is enqueued."""
+    its errors (422), or with why it was refused (409 too many unfinished tasks, 429 too
+    many launches, 503 the broker is unreachable); then nothing is enqueued."""
     template = template_get_active(key=key)
     if template is None:
         raise Http404(_("No such task template."))
     if not template_can_launch(template=template, user=request.user):
-        return HttpResponse(_("You may not launch this task."), status=403)
+        return forbidden(request, _("You may not launch this task."))
     form = TemplateLaunchForm(request.POST if request.method == "POST" else None, template=template)
     status = 200
     refused: LaunchRefused | None = None
@@ -103,7 +95,7 @@ def template_launch_page(request: HtmxHttpRequest, key: str) -> HttpResponse:
                 for name, messages in error.message_dict.items():
                     form.add_error(name if name in form.fields else None, messages)
             except PermissionDenied:
-                return HttpResponse(_("You may not launch this task."), status=403)
+                return forbidden(request, _("You may not launch this task."))
             except LaunchRefused as error:
                 form.add_error(None, error.message)
                 refused, status = error, error.status
@@ -114,7 +106,7 @@ def template_launch_page(request: HtmxHttpRequest, key: str) -> HttpResponse:
             else:
                 return to_task(request, task_id)
         else:
-            status = 400
+            status = 422  # the form again, in place, with what was typed and its errors
     page = "taskboard/fragments/launch-form.html" if request.htmx else "taskboard/launch.html"
     response = render(request, page, {"template": template, "form": form}, status=status)
     if status == 503:

@@ -17,6 +17,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import trigger_client_event
 
+from taskboard.conf import conf
 from taskboard.inputs import whole_number
 from taskboard.models import NotificationPreference
 from taskboard.permissions import signed_in
@@ -30,7 +31,7 @@ from taskboard.services.notifications import (
     notification_preferences_set,
     notifications_mark_all_read,
 )
-from taskboard.views.htmx import CHANGED_EVENT, HtmxHttpRequest
+from taskboard.views.htmx import CHANGED_EVENT, HtmxHttpRequest, refused
 
 BELL_SIZE = 5
 PER_PAGE = 25
@@ -56,7 +57,8 @@ def bell(request: HtmxHttpRequest) -> HttpResponse:
 def notifications(request: HtmxHttpRequest) -> HttpResponse:
     number = whole_number(request.GET.get("page", "1"), max_digits=MAX_PAGE_DIGITS)
     if number is None or number < 1:
-        return HttpResponse(_("The page must be a positive number."), status=400)
+        context = {"message": _("The page must be a positive number."), "back_url": request.path}
+        return render(request, "400.html", context, status=400)
     page = notification_page(user=signed_in(request.user), number=number, per_page=PER_PAGE)
     if not page.items and page.number > 1:
         raise Http404(_("No such page."))
@@ -82,6 +84,8 @@ def _next_or(request: HttpRequest, fallback: str) -> HttpResponseRedirect:
 def mark_read(request: HtmxHttpRequest, notification_id: int) -> HttpResponse:
     notification = notification_mark_read(user=request.user, notification_id=notification_id)
     if notification is None:
+        if request.htmx:  # beside the button; the bell and the list refresh
+            return refused(_("No such notification."), status=404)
         raise Http404(_("No such notification."))
     return _next_or(request, reverse("taskboard:notifications"))
 
@@ -110,9 +114,15 @@ def preferences(request: HtmxHttpRequest) -> HttpResponse:
             notification_preferences_set(user=request.user, **form.cleaned_data)
             messages.success(request, _("Your notification preferences were saved."))
             return redirect("taskboard:notification_preferences")
-        status = 400
+        status = 422  # the form again, with what was ticked and its errors
     else:
         form = PreferencesForm(instance=notification_preferences_get(user=signed_in(request.user)))
         status = 200
-    context = {"form": form, "email": getattr(request.user, "email", "")}
+    context = {
+        "form": form,
+        "email": getattr(request.user, "email", ""),
+        # Nothing saved yet: the defaults, whose successes wait for a threshold.
+        "saved": form.instance.pk is not None,
+        "success_after": conf.NOTIFY_SUCCESS_AFTER_SECONDS,
+    }
     return render(request, "taskboard/notification-preferences.html", context, status=status)

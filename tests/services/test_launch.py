@@ -159,7 +159,7 @@ def test_invalid_kwargs_give_field_errors_and_enqueue_nothing(staff, informe, pu
     }
     for headers in ({}, HX):
         response = client.post(LAUNCH_URL, invalid, headers=headers)
-        assert response.status_code == 400
+        assert response.status_code == 422
         html = response.content.decode()
         assert ("<html" in html) is (headers == {})
         for name in ("titulo", "dia", "copias", "etiquetas", "opciones"):
@@ -273,7 +273,7 @@ def test_query_counts_are_pinned(ana, member, staff, informe, django_assert_max_
         with django_assert_max_num_queries(4):
             assert client.get(LAUNCH_URL).status_code == 200
         with django_assert_max_num_queries(4):
-            assert client.post(LAUNCH_URL, {"copias": "x"}).status_code == 400
+            assert client.post(LAUNCH_URL, {"copias": "x"}).status_code == 422
     # The dashboard's launch link costs one EXISTS: session + user + rows + ETA durations +
     # template modules + stats (2) + may launch something.
     for user in (ana, member, staff):

@@ -43,9 +43,16 @@ def notifications_of(user: Any) -> list[TaskNotification]:
     return list(TaskNotification.objects.filter(user=user).order_by("id"))
 
 
-def finish(execution: TaskExecution, state: str = TaskState.SUCCESS) -> bool:
+# Past TASKBOARD_NOTIFY_SUCCESS_AFTER_SECONDS (60): a success that notifies by default.
+LONG = 90.0
+
+
+def finish(
+    execution: TaskExecution, state: str = TaskState.SUCCESS, duration: float = LONG
+) -> bool:
     """A final tracking write, as a worker makes it."""
-    return apply(Write(("task_id", execution.task_id), state, {"finished_at": timezone.now()}))
+    fields = {"finished_at": timezone.now(), "duration": duration}
+    return apply(Write(("task_id", execution.task_id), state, fields))
 
 
 def make_notifications(user: Any, count: int, **fields: Any) -> list[TaskNotification]:
@@ -130,12 +137,44 @@ def test_preferences_are_respected(ana, other):
         user=ana, on_success=False, on_failure=True, on_revoked=False, on_lost=True
     )
     done = {state: make_execution(user=ana, state=TaskState.STARTED) for state in TaskState}
-    theirs = make_execution(user=other, state=TaskState.STARTED)  # no row: all on
+    theirs = make_execution(user=other, state=TaskState.STARTED)  # no row: the defaults
     for state in (TaskState.SUCCESS, TaskState.FAILURE, TaskState.REVOKED, TaskState.LOST):
         finish(done[state], state)
     finish(theirs, TaskState.SUCCESS)
     assert [n.state for n in notifications_of(ana)] == [TaskState.FAILURE, TaskState.LOST]
     assert [n.state for n in notifications_of(other)] == [TaskState.SUCCESS]
+
+
+def test_by_default_a_short_success_is_quiet_and_the_rest_notify(ana, settings):
+    short = make_execution(user=ana, state=TaskState.STARTED)
+    unstarted = make_execution(user=ana, state=TaskState.PENDING)
+    long = make_execution(user=ana, state=TaskState.STARTED)
+    quick_failure = make_execution(user=ana, state=TaskState.STARTED)
+    quick_cancel = make_execution(user=ana, state=TaskState.PENDING)
+    finish(short, TaskState.SUCCESS, duration=59.9)
+    apply(Write(("task_id", unstarted.task_id), TaskState.SUCCESS, {}))  # no duration known
+    finish(long, TaskState.SUCCESS, duration=60.0)
+    finish(quick_failure, TaskState.FAILURE, duration=0.1)
+    finish(quick_cancel, TaskState.REVOKED, duration=0.0)
+    notified = [n.execution_id for n in notifications_of(ana)]
+    assert notified == [long.pk, quick_failure.pk, quick_cancel.pk]
+    settings.TASKBOARD_NOTIFY_SUCCESS_AFTER_SECONDS = 0  # every success
+    every = make_execution(user=ana, state=TaskState.STARTED)
+    finish(every, TaskState.SUCCESS, duration=0.01)
+    never_started = make_execution(user=ana, state=TaskState.PENDING)
+    apply(Write(("task_id", never_started.task_id), TaskState.SUCCESS, {}))
+    assert [n.execution_id for n in notifications_of(ana)][-2:] == [every.pk, never_started.pk]
+
+
+def test_saved_preferences_win_over_the_success_threshold(ana, other):
+    NotificationPreference.objects.create(user=ana, on_success=True)
+    NotificationPreference.objects.create(user=other, on_success=False)
+    mine = make_execution(user=ana, state=TaskState.STARTED)
+    theirs = make_execution(user=other, state=TaskState.STARTED)
+    finish(mine, TaskState.SUCCESS, duration=0.5)  # asked for every success
+    finish(theirs, TaskState.SUCCESS, duration=3600)  # asked for none
+    assert [n.execution_id for n in notifications_of(ana)] == [mine.pk]
+    assert notifications_of(other) == []
 
 
 def test_a_batch_announces_its_final_writes_once(ana):
@@ -149,7 +188,8 @@ def test_a_batch_announces_its_final_writes_once(ana):
     try:
         # Not due for a minute: the flushing thread leaves them to this flush.
         for execution in executions[:3]:
-            buffer.put(Write(("task_id", execution.task_id), TaskState.SUCCESS, {}), delay=60)
+            final = Write(("task_id", execution.task_id), TaskState.SUCCESS, {"duration": LONG})
+            buffer.put(final, delay=60)
         progress = Write(("task_id", executions[3].task_id), TaskState.PROGRESS, {"progress": 5})
         buffer.put(progress, delay=60)
         buffer.flush()
@@ -297,6 +337,8 @@ def wait_final(task_id: str) -> TaskExecution:
 
 def test_worker_notifies_success_and_failure_once(worker, django_user_model):
     owner = django_user_model.objects.create_user("nieves", password="x-123456789")
+    # add() takes no time: by default its success would not notify (the threshold).
+    NotificationPreference.objects.create(user=owner, on_success=True)
     with launched_by(owner):
         added = worker_tasks.add.delay(20, 22)
         closing = cerrar_periodo.apply_async(("2025-01",), ignore_result=True)

@@ -8,7 +8,7 @@ Celery worker process on the same test database.
 from __future__ import annotations
 
 from sgm.contabilidad.tasks import cerrar_periodo
-from taskboard.models import TaskNotification, TaskState
+from taskboard.models import NotificationPreference, TaskNotification, TaskState
 from taskboard.tracking.ownership import launched_by
 from tests import worker_tasks
 from tests.browser import ARTIFACTS, PASSWORD, log_in, watch_console
@@ -21,6 +21,8 @@ def test_bell_follows_the_users_tasks_and_reads_notifications(
     live_server, worker, django_user_model, page
 ):
     nuria = django_user_model.objects.create_user("nuria", password=PASSWORD)
+    # She asked for every success (by default a quick one such as add() rings no bell).
+    NotificationPreference.objects.create(user=nuria, on_success=True)
     problems = watch_console(page)
     base = live_server.url
     log_in(page, base, "nuria", "/tasks/")

@@ -1,5 +1,5 @@
 """F1 and F9: numeric template parameters have bounds, and every out-of-range, NaN,
-infinite or non-ASCII-digit value is a field error (400, nothing enqueued), never a 500;
+infinite or non-ASCII-digit value is a field error (422, nothing enqueued), never a 500;
 the payroll page's period is checked the same way."""
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def test_out_of_range_nan_infinite_or_foreign_digits_are_field_errors(
 ):
     data = {"periodo_id": "3", "empleados": "10", "pausa": "0.01", field: value}
     response = english_client(staff).post(URL, data)
-    assert response.status_code == 400
+    assert response.status_code == 422
     html = response.content.decode()
     # The error is on that field, with a message; the other fields are fine.
     field_html = html.split(f'data-field="{field}"', 1)[1].split('data-field="', 1)[0]
@@ -215,14 +215,14 @@ def test_consolidar_endpoint_refuses_bad_periods_with_a_400(ana, periodo_id):
 
 
 @pytest.mark.parametrize("periodo_id", PERIODS, ids=[p[:12] or "empty" for p in PERIODS])
-def test_payroll_launch_refuses_bad_periods_with_a_400(ana, periodo_id):
+def test_payroll_launch_refuses_bad_periods_with_a_422(ana, periodo_id):
     client = english_client(ana)
     url = reverse("nomina:launch", args=["consolidar"])
     response = client.post(url, {"periodo_id": periodo_id}, headers={"HX-Request": "true"})
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert "The period must be a whole number" in response.content.decode()
     page = client.post(url, {"periodo_id": periodo_id, "empleados": "12"})
-    assert page.status_code == 400 and 'value="12"' in page.content.decode()
+    assert page.status_code == 422 and 'value="12"' in page.content.decode()
     assert not TaskExecution.objects.exists()
 
 
@@ -232,6 +232,6 @@ def test_payroll_launch_refuses_bad_employee_counts(ana, empleados):
     response = english_client(ana).post(
         url, {"periodo_id": "3", "empleados": empleados}, headers={"HX-Request": "true"}
     )
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert "number of employees" in response.content.decode()
     assert not TaskExecution.objects.exists()

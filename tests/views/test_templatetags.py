@@ -189,7 +189,7 @@ def test_nomina_launch_rejects_bad_input_and_launches_nothing(
     with django_capture_on_commit_callbacks() as callbacks:
         fragment = client.post(url, data, headers=HX)
         page = client.post(url, data)
-    assert fragment.status_code == 400 and page.status_code == 400
+    assert fragment.status_code == 422 and page.status_code == 422
     assert 'role="alert"' in fragment.content.decode()
     assert "<html" not in fragment.content.decode() and "<html" in page.content.decode()
     assert 'role="alert"' in page.content.decode()
