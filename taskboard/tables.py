@@ -78,6 +78,8 @@ class TaskExecutionTable(tables.Table):  # type: ignore[misc]
         self.sort_values: list[str] = []
         # Set for staff: rows get checkboxes, and the list a bulk form with these filters.
         self.bulk_filters = bulk_filters
+        # The page asked for when it is past the last one: the list says so (no rows).
+        self.past_end: int | None = None
 
     @property
     def bulk(self) -> bool:
@@ -213,8 +215,12 @@ def task_table(request: HttpRequest, *, push_url: bool = False) -> TaskExecution
     # LazyPaginator: pages without a COUNT(*) over the whole table.
     try:
         table.paginate(paginator_class=tables.LazyPaginator, per_page=per_page, page=page)
-    except EmptyPage:  # past the end: the first page (the last is unknown without a COUNT)
+    except EmptyPage:
+        # Past the end (the last page is unknown without a COUNT): the list says so, with a
+        # link to the first page, rather than showing the first page as if it were asked for.
+        table.past_end = page
         table.paginate(paginator_class=tables.LazyPaginator, per_page=per_page, page=1)
+        return table
     # The page's estimates at once: one query for every queued row's typical duration.
     execution_estimates(executions=[row.record for row in table.page.object_list])
     return table

@@ -211,14 +211,20 @@ def test_staff_rows_have_bulk_checkboxes(staff):
     assert f'<input type="checkbox" name="ids" value="{execution.pk}" data-bulk-row' in html
 
 
-def test_deep_pages_are_clamped_as_before(ana):
+def test_deep_pages_past_the_end_say_so(ana):
     make_history([ana], count=30)
     client = client_for(ana)
     first = listed(client)
     assert len(first) == 25
-    assert listed(client, page="999") == first  # past the end: the first page
-    assert listed(client, page="9" * 30) == first
     assert len(listed(client, page="2")) == 5
+    for page in ("3", "999", "9" * 30):
+        response = client.get(LIST, {"page": page})
+        html = response.content.decode()
+        assert response.status_code == 200
+        assert listed(client, page=page) == set()  # no rows: not the first page in disguise
+        assert 'class="empty-row past-end"' in html
+        assert 'id="page-first"' in html and "page=1" in html
+        assert 'class="pagination"' not in html
     assert len(listed(client, per_page="1000")) == 30  # clamped to 100
 
 
