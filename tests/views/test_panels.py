@@ -19,7 +19,7 @@ def test_stats_panel_morphs_and_scopes_its_headers(staff):
     make_execution(module="nomina", state=TaskState.SUCCESS)
     html = client_for(staff).get(reverse("taskboard:stats"), headers=HX).content.decode()
     assert html.startswith('<div id="stats-panel"') and 'hx-swap="morph:outerHTML"' in html
-    assert '<div class="table-scroll">' in html
+    assert '<div class="table-scroll" tabindex="0">' in html  # scrolls by keyboard too
     assert html.count('<th scope="col"') == 6 and html.count('<th scope="row">') == 1
     assert not re.search(r"<th(?=[\s>])(?! scope=)", html)
 
@@ -33,7 +33,7 @@ def test_workers_panel_morphs_and_says_when_a_worker_was_last_seen(db, staff):
     response = client_for(staff).get(reverse("taskboard:workers"), headers=HX)
     html = response.content.decode()
     assert html.startswith('<div id="workers-panel"') and 'hx-swap="morph:outerHTML"' in html
-    assert '<div class="table-scroll">' in html
+    assert '<div class="table-scroll" tabindex="0">' in html  # scrolls by keyboard too
     assert html.count('<th scope="col"') >= 8 and html.count('<th scope="row">') >= 2
     assert not re.search(r"<th(?=[\s>])(?! scope=)", html)
     local = timezone.localtime(seen).isoformat(timespec="seconds")
