@@ -327,6 +327,8 @@ def cache_config() -> dict[str, Any]:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": url,
             "OPTIONS": {"socket_connect_timeout": timeout, "socket_timeout": timeout},
+            # Every web and worker process of a deployment must share it (same URL, prefix).
+            "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", ""),
         }
     return {
         "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",

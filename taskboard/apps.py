@@ -11,7 +11,7 @@ class TaskboardConfig(AppConfig):
 
     def ready(self) -> None:
         # Importing connects the Celery signal handlers (web and worker alike) and checks.
-        from django.db.models.signals import post_migrate
+        from django.db.models.signals import post_migrate, post_save
 
         from taskboard import checks  # noqa: F401
         from taskboard.services import notifications  # noqa: F401  (executions_finished)
@@ -21,3 +21,9 @@ class TaskboardConfig(AppConfig):
         )
 
         post_migrate.connect(sync_templates, sender=self, dispatch_uid="taskboard.templates")
+        # A row created or saved through the ORM (a launch, a retry) changes what polls show;
+        # the recorder's own SQL and the services' bulk writes bump the stamp themselves.
+        from taskboard.models import TaskExecution
+        from taskboard.tracking.stamps import on_execution_saved
+
+        post_save.connect(on_execution_saved, sender=TaskExecution, dispatch_uid="taskboard.stamp")

@@ -173,6 +173,9 @@ def start_worker(
         "DATABASE_URL": db_url,
         "CELERY_BROKER_URL": broker_url,
         "CELERY_RESULT_BACKEND": broker_url,
+        # The test process's cache is this Redis with this prefix (conftest.py): the worker
+        # shares it, as production's do (the change stamp a poll compares, single flights).
+        "CACHE_KEY_PREFIX": "tbtest",
         "CONN_MAX_AGE": "60",
         **(extra_env or {}),
     }

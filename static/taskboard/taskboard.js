@@ -225,3 +225,12 @@
     return before ? before(name, node, mutation) : true;
   };
 })();
+
+// Idle polls (views/polls.py): a panel rendered with data-taskboard-stamp sends it back on
+// its own requests only (not its links' or buttons'), and an unchanged record answers 204:
+// htmx swaps nothing. The next render carries the new stamp.
+document.addEventListener("htmx:configRequest", function (event) {
+  var elt = event.detail.elt;
+  var stamp = elt && elt.getAttribute && elt.getAttribute("data-taskboard-stamp");
+  if (stamp) event.detail.headers["X-Taskboard-Stamp"] = stamp;
+});

@@ -24,6 +24,7 @@ from taskboard.services.launch import (
     execution_retry,
 )
 from taskboard.services.limits import unfinished_room
+from taskboard.tracking.stamps import stamp_bump
 
 
 @dataclass(frozen=True)
@@ -108,4 +109,6 @@ def executions_delete(
                 TaskExecution.objects.filter(pk__in=[r[0] for r in batch]).finished().delete()
             )
         deleted += counts.get(label, 0)
+    if deleted:
+        stamp_bump()
     return BulkResult(action="delete", total=total, done=deleted)

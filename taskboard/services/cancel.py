@@ -30,6 +30,7 @@ from taskboard.services.workers.broker import (
     failure_reason,
 )
 from taskboard.services.workers.flower import FlowerError, FlowerService
+from taskboard.tracking.stamps import stamp_bump
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +70,10 @@ def executions_record_cancel_request(
 ) -> int:
     """Record that `by` asked at `now` to cancel those of rows still queued or running (one
     UPDATE); how many. Finished ones are left as they are."""
-    return rows.active().update(cancel_requested_by=by, cancel_requested_at=now, updated_at=now)
+    count = rows.active().update(cancel_requested_by=by, cancel_requested_at=now, updated_at=now)
+    if count:
+        stamp_bump()
+    return count
 
 
 def executions_cancel(

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from taskboard.conf import conf
 from taskboard.models import TaskExecution
+from taskboard.tracking.stamps import stamp_bump
 
 DEFAULT_BATCH = 1000
 
@@ -46,4 +47,6 @@ def executions_prune(
         deleted += per_model.get(TaskExecution._meta.label, 0)
         if progress is not None:
             progress(deleted)
+    if deleted:
+        stamp_bump()
     return deleted

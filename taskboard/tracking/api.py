@@ -16,6 +16,7 @@ from taskboard.tracking.guard import log_failure, logger, never_raise
 from taskboard.tracking.ownership import user_id_of
 from taskboard.tracking.recorder import Lookup, Write, apply, buffer
 from taskboard.tracking.running import Running, TaskCancelled, running_tasks, task_lookup
+from taskboard.tracking.stamps import stamp_bump
 
 _pk_to_task_id: dict[int, str] = {}
 
@@ -89,6 +90,7 @@ def _start(task_id: str, defaults: dict[str, Any], *, rename: bool) -> TaskExecu
         if defaults.get("user_id") is not None and execution.user_id is None:
             changes["user_id"] = defaults["user_id"]
         TaskExecution.objects.filter(pk=execution.pk).update(**changes)
+        stamp_bump()
         for name, value in changes.items():
             setattr(execution, name, value)
     _pk_to_task_id[execution.pk] = execution.task_id

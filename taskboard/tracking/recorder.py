@@ -42,6 +42,7 @@ from taskboard.models import TERMINAL_STATES, TaskExecution, TaskState, allowed_
 from taskboard.signals import execution_changed, executions_finished_send
 from taskboard.tracking import spill
 from taskboard.tracking.forksafe import database_work
+from taskboard.tracking.stamps import stamp_bump
 
 logger = logging.getLogger("taskboard.tracking")
 
@@ -282,8 +283,11 @@ def _statement_for(
     return sql, fields
 
 
-def _announce_all(changed: list[Write]) -> None:
-    """execution_changed for each write that changed a row, then one executions_finished."""
+def _announce_all(changed: list[Write], *, inserted: bool = False) -> None:
+    """execution_changed for each write that changed a row, then one executions_finished;
+    and, when anything was written, one bump of the change stamp (polls then re-render)."""
+    if changed or inserted:
+        stamp_bump()
     for write in changed:
         _announce(write)
     _announce_finished(changed)
@@ -316,6 +320,8 @@ def insert(rows: list[Row]) -> None:
         _close_quietly()
         for row in rows:
             buffer.insert(row, delay=0.0)
+    else:
+        stamp_bump()
 
 
 def _insert(rows: list[Row]) -> None:
@@ -617,7 +623,7 @@ class WriteBuffer:
             )
             return self._write_one_by_one(inserts, writes)
         self._came_back()
-        _announce_all(changed)
+        _announce_all(changed, inserted=bool(inserts))
         return True
 
     def _write_one_by_one(self, inserts: list[Row], writes: list[Write]) -> bool:
@@ -636,6 +642,8 @@ class WriteBuffer:
                 logger.exception(
                     "taskboard: could not record the publication of %s", row["task_id"]
                 )
+        if inserts:
+            stamp_bump()  # (each write's apply() bumps for itself)
         for i, write in enumerate(writes):
             try:
                 apply(write)
@@ -766,7 +774,7 @@ class WriteBuffer:
                 # counted); if it goes away meanwhile, the rest is held in memory.
                 self._write_one_by_one(inserts, writes)
             else:
-                _announce_all(changed)
+                _announce_all(changed, inserted=bool(inserts))
             spill.done(path)
             with self._cond:
                 self._counts["replayed"] += len(records)

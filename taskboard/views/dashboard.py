@@ -29,9 +29,11 @@ from taskboard.selectors.stats import (
 from taskboard.services.reconcile import reconcile_from_web
 from taskboard.services.workers import WorkersSnapshot, snapshot_for, workers_snapshot
 from taskboard.tables import SINCE_CHOICES, STATE_GROUP_CHOICES, list_filters, task_table
+from taskboard.tracking.stamps import stamp_current
 from taskboard.views.charts import durations_chart, outcomes_chart
 from taskboard.views.htmx import HtmxHttpRequest
 from taskboard.views.panels import headline_context, stats_context
+from taskboard.views.polls import not_changed, poll_stamp
 
 
 def _list_context(request: HtmxHttpRequest, *, page: bool, push_url: bool) -> dict[str, Any]:
@@ -75,6 +77,7 @@ def dashboard(request: HtmxHttpRequest) -> HttpResponse:
             **_list_context(request, page=True, push_url=True),
             **stats_context(request),
             **headline_context(request),
+            "stamp": stamp_current(),
         }
         response = render(request, "taskboard/dashboard.html", context)
     # One URL, two answers: a cache (the browser's own, for Back) must tell them apart.
@@ -93,7 +96,11 @@ def _polled(response: HttpResponse) -> HttpResponse:
 @login_required
 @require_GET
 def list_fragment(request: HtmxHttpRequest) -> HttpResponse:
+    stamp, unchanged = poll_stamp(request, "task-list")
+    if unchanged:
+        return _polled(not_changed())
     context = _list_context(request, page=False, push_url=_shown_on_dashboard(request))
+    context["stamp"] = stamp
     return _polled(render(request, "taskboard/fragments/task-list.html", context))
 
 
@@ -116,7 +123,11 @@ CHART_HOURS = 24  # its outcomes chart: a bar per hour
 @login_required
 @require_GET
 def stats_fragment(request: HtmxHttpRequest) -> HttpResponse:
+    stamp, unchanged = poll_stamp(request, "stats-panel")
+    if unchanged:
+        return _polled(not_changed())
     context = stats_context(request, module=request.GET.get("module", ""))
+    context["stamp"] = stamp
     return _polled(render(request, "taskboard/fragments/stats.html", context))
 
 
@@ -166,4 +177,8 @@ def module_page(request: HtmxHttpRequest, module: str) -> HttpResponse:
 @login_required
 @require_GET
 def headline_fragment(request: HtmxHttpRequest) -> HttpResponse:
-    return _polled(render(request, "taskboard/fragments/headline.html", headline_context(request)))
+    stamp, unchanged = poll_stamp(request, "headline")
+    if unchanged:
+        return _polled(not_changed())
+    context = {**headline_context(request), "stamp": stamp}
+    return _polled(render(request, "taskboard/fragments/headline.html", context))

@@ -12,6 +12,7 @@ from typing import Any
 from django.utils import timezone
 
 from taskboard.models import TaskExecution, TaskState
+from taskboard.tracking.stamps import stamp_bump
 from tests.browser import ARTIFACTS, PASSWORD, log_in, request_times, watch_console
 from tests.factories import make_execution
 
@@ -173,8 +174,10 @@ def test_focus_and_scroll_survive_two_polls(live_server, django_user_model, page
     page.evaluate("document.activeElement.__marker = 'kept'")
     count_settles(page)
     TaskExecution.objects.filter(pk=running.pk).update(progress=40)
+    stamp_bump()  # as the worker's recorder does after each write
     wait_for_settles(page, 1)
     TaskExecution.objects.filter(pk=running.pk).update(progress=70)
+    stamp_bump()
     wait_for_settles(page, 2)
     bar = page.locator(f"#task-{running.task_id} [role=progressbar]")
     assert bar.get_attribute("aria-valuenow") == "70"  # the polls did change the row
@@ -185,6 +188,9 @@ def test_focus_and_scroll_survive_two_polls(live_server, django_user_model, page
     # The same for a sort link.
     page.focus("#sort-module")
     page.evaluate("document.activeElement.__marker = 'sort'")
+    stamp_bump()  # two more changes: an unchanged record's poll swaps nothing (204)
+    wait_for_settles(page, 3)
+    stamp_bump()
     wait_for_settles(page, 4)
     assert page.evaluate("document.activeElement.__marker") == "sort"
     assert page.evaluate("document.activeElement.id") == "sort-module"

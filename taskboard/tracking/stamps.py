@@ -1,0 +1,78 @@
+"""The change stamp: one value in the shared cache that changes whenever the record does, so
+an open dashboard's poll can learn "nothing changed" without a query or a render.
+
+Every writer of executions bumps it once per batch (the recorder per flushed batch, the
+services per action); a poll sends back the stamp of what it shows (`X-Taskboard-Stamp`)
+and, while it is the current one, gets 204 (htmx swaps nothing). The value shown also
+carries a time bucket (BUCKET_SECONDS), so relative times ("hace 3 minutos") are re-rendered
+that often, and a change whose bump was lost (the cache away for a moment) shows after at
+most one bucket: the stamp is an optimisation, never the source of truth.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+
+from django.core.cache import cache
+
+logger = logging.getLogger(__name__)
+
+KEY = "taskboard:change-stamp"
+BUCKET_SECONDS = 30
+# After the cache failed, skip it this long: a frozen Redis must not cost every batch of
+# the recorder (or every poll) its socket timeout.
+SKIP_AFTER_FAILURE_SECONDS = 5.0
+HEADER = "X-Taskboard-Stamp"
+
+_skip_until = 0.0
+_lock = threading.Lock()
+
+
+def _skipping() -> bool:
+    return time.monotonic() < _skip_until
+
+
+def _failed(what: str) -> None:
+    global _skip_until
+    with _lock:
+        first = not _skipping()
+        _skip_until = time.monotonic() + SKIP_AFTER_FAILURE_SECONDS
+    if first:
+        logger.warning("taskboard: the change stamp could not be %s (cache unreachable)", what)
+
+
+def stamp_bump() -> None:
+    """Something shown on the dashboard changed. Never raises."""
+    if _skipping():
+        return
+    try:
+        cache.set(KEY, uuid.uuid4().hex[:12], timeout=None)
+    except Exception:
+        _failed("bumped")
+
+
+def on_execution_saved(sender: object, **kwargs: object) -> None:
+    stamp_bump()
+
+
+def stamp_current(*, now: float | None = None) -> str | None:
+    """The stamp of what a render now shows (the record's version and the time bucket); None
+    when the cache cannot say, and then no poll is answered 204."""
+    if _skipping():
+        return None
+    try:
+        version = cache.get(KEY)
+        if version is None:  # first use, or evicted: start one (any writer may race: fine)
+            version = uuid.uuid4().hex[:12]
+            if not cache.add(KEY, version, timeout=None):
+                version = cache.get(KEY)
+    except Exception:
+        _failed("read")
+        return None
+    if version is None:
+        return None
+    bucket = int((time.time() if now is None else now) // BUCKET_SECONDS)
+    return f"{version}-{bucket}"

@@ -1,0 +1,130 @@
+"""Idle polls: a panel's own poll of an unchanged record is answered 204 with no body and no
+render; any change to the record (the recorder's writes, a new row, a cancel) makes the
+next poll render the new rows (views/polls.py, tracking/stamps.py)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.test import override_settings
+from django.utils import timezone
+
+from taskboard.models import TaskState
+from taskboard.services.cancel import execution_cancel
+from taskboard.tracking import stamps
+from taskboard.tracking.recorder import Write, apply
+from taskboard.tracking.stamps import HEADER
+from tests.factories import client_for, make_execution, make_history, make_user
+
+LIST = "/tasks/fragments/list/"
+STATS = "/tasks/fragments/stats/"
+HEADLINE = "/tasks/fragments/headline/"
+PANELS = [(LIST, "task-list"), (STATS, "stats-panel"), (HEADLINE, "headline")]
+
+
+def poll(client, url: str, element: str, stamp: str | None = None):
+    headers = {"HX-Request": "true", "HX-Trigger": element}
+    if stamp is not None:
+        headers[HEADER] = stamp
+    return client.get(url, headers=headers)
+
+
+def stamp_of(response) -> str:
+    found = re.search(r'data-taskboard-stamp="([^"]+)"', response.content.decode())
+    assert found, "the panel renders without its stamp"
+    return found.group(1)
+
+
+@pytest.fixture
+def ana(db):
+    user = make_user("ana")
+    make_history([user], count=30)
+    return user
+
+
+@pytest.mark.parametrize(("url", "element"), PANELS)
+def test_an_unchanged_poll_gets_no_body(ana, url, element, django_assert_num_queries):
+    client = client_for(ana)
+    stamp = stamp_of(poll(client, url, element))
+    # Session and user only: nothing read for the panel, nothing rendered.
+    with django_assert_num_queries(2):
+        response = poll(client, url, element, stamp)
+    assert response.status_code == 204
+    assert response.content == b""
+
+
+@pytest.mark.parametrize(("url", "element"), PANELS)
+def test_a_changed_record_renders_at_the_next_poll(ana, url, element):
+    client = client_for(ana)
+    stamp = stamp_of(poll(client, url, element))
+    execution = make_execution(user=ana, state=TaskState.STARTED, display_name="Nueva nómina")
+    response = poll(client, url, element, stamp)
+    assert response.status_code == 200
+    assert stamp_of(response) != stamp
+    if url == LIST:
+        assert f'id="task-{execution.task_id}"' in response.content.decode()
+
+
+def test_the_recorders_write_changes_the_stamp(ana):
+    client = client_for(ana)
+    execution = make_execution(user=ana, state=TaskState.STARTED)
+    stamp = stamp_of(poll(client, LIST, "task-list"))
+    assert poll(client, LIST, "task-list", stamp).status_code == 204
+    # A progress report, written as a worker's recorder writes it (plain SQL, no ORM save).
+    assert apply(Write(("pk", execution.pk), TaskState.PROGRESS, {"progress": 64}))
+    response = poll(client, LIST, "task-list", stamp)
+    assert response.status_code == 200
+    assert 'aria-valuenow="64"' in response.content.decode()
+
+
+def test_a_cancel_changes_the_stamp(ana):
+    client = client_for(ana)
+    execution = make_execution(user=ana, state=TaskState.STARTED)
+    stamp = stamp_of(poll(client, LIST, "task-list"))
+    execution_cancel(execution=execution, by=ana)
+    response = poll(client, LIST, "task-list", stamp)
+    assert response.status_code == 200
+    row = response.content.decode().split(f'id="task-{execution.task_id}"')[1].split("</tr>")[0]
+    assert 'data-state="cancelling"' in row
+
+
+def test_only_the_panels_own_poll_is_answered_204(ana):
+    client = client_for(ana)
+    stamp = stamp_of(poll(client, LIST, "task-list"))
+    # A sort link inside the list asks for another view of it: always rendered.
+    response = client.get(
+        LIST,
+        {"sort": "label"},
+        headers={"HX-Request": "true", "HX-Trigger": "sort-label", HEADER: stamp},
+    )
+    assert response.status_code == 200
+    # A stale or made-up stamp renders too.
+    assert poll(client, LIST, "task-list", "nonsense-1").status_code == 200
+
+
+def test_the_stamp_moves_with_time(ana):
+    now = timezone.now().timestamp()
+    first = stamps.stamp_current(now=now)
+    assert first is not None
+    assert stamps.stamp_current(now=now) == first
+    # Relative times ("hace 3 minutos") are rendered again at least once a bucket.
+    assert stamps.stamp_current(now=now + stamps.BUCKET_SECONDS) != first
+
+
+def test_without_the_cache_every_poll_renders(ana, monkeypatch):
+    client = client_for(ana)
+    monkeypatch.setattr(stamps, "_skip_until", 0.0)
+    # A real Redis address nothing listens on: the stamp cannot be read, so no 204.
+    unreachable = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+            "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
+        }
+    }
+    with override_settings(CACHES=unreachable):  # Django reconnects its caches on change
+        response = poll(client, LIST, "task-list", "anything-1")
+        assert response.status_code == 200
+        assert 'data-taskboard-stamp="' not in response.content.decode()
+    monkeypatch.setattr(stamps, "_skip_until", 0.0)
