@@ -20,7 +20,13 @@ from typing import Any
 import pytest
 from celery.result import AsyncResult
 
-from taskboard.models import TaskExecution, TaskNotification, TaskState, WorkerHeartbeat
+from taskboard.models import (
+    NotificationPreference,
+    TaskExecution,
+    TaskNotification,
+    TaskState,
+    WorkerHeartbeat,
+)
 from taskboard.services.reconcile import executions_mark_lost
 from taskboard.tracking.ownership import launched_by
 from tests.processes import ROOT, WorkerProcess, wait_until
@@ -39,6 +45,14 @@ FAKETIME_HELP = (
 @pytest.fixture(autouse=True)
 def short_offline_threshold(settings: Any) -> None:
     settings.TASKBOARD_WORKER_OFFLINE_AFTER = OFFLINE_AFTER
+
+
+@pytest.fixture(autouse=True)
+def ana_told_of_every_success(ana: Any) -> None:
+    """ana saved her preferences (told of every success): these tasks are short, and by
+    default a short success does not notify (TASKBOARD_NOTIFY_SUCCESS_AFTER_SECONDS); the
+    notification is what shows the worker's own final word was SUCCESS, never LOST."""
+    NotificationPreference.objects.update_or_create(user=ana, defaults={"on_success": True})
 
 
 def launch(queue: str, count: int, owner: Any) -> list[AsyncResult[Any]]:
