@@ -3,6 +3,7 @@ and the per-module stats page."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -93,15 +94,29 @@ def _polled(response: HttpResponse) -> HttpResponse:
     return response
 
 
+def _stamped_poll(
+    request: HtmxHttpRequest,
+    element_id: str,
+    template: str,
+    context: Callable[[], dict[str, Any]],
+) -> HttpResponse:
+    """A polled panel (element_id): 204 while the record is unchanged since what it shows
+    (views/polls.py), without building its context; else rendered with the current stamp."""
+    stamp, unchanged = poll_stamp(request, element_id)
+    if unchanged:
+        return _polled(not_changed())
+    return _polled(render(request, template, {**context(), "stamp": stamp}))
+
+
 @login_required
 @require_GET
 def list_fragment(request: HtmxHttpRequest) -> HttpResponse:
-    stamp, unchanged = poll_stamp(request, "task-list")
-    if unchanged:
-        return _polled(not_changed())
-    context = _list_context(request, page=False, push_url=_shown_on_dashboard(request))
-    context["stamp"] = stamp
-    return _polled(render(request, "taskboard/fragments/task-list.html", context))
+    return _stamped_poll(
+        request,
+        "task-list",
+        "taskboard/fragments/task-list.html",
+        lambda: _list_context(request, page=False, push_url=_shown_on_dashboard(request)),
+    )
 
 
 def _workers_context(request: HttpRequest) -> dict[str, Any]:
@@ -123,12 +138,12 @@ CHART_HOURS = 24  # its outcomes chart: a bar per hour
 @login_required
 @require_GET
 def stats_fragment(request: HtmxHttpRequest) -> HttpResponse:
-    stamp, unchanged = poll_stamp(request, "stats-panel")
-    if unchanged:
-        return _polled(not_changed())
-    context = stats_context(request, module=request.GET.get("module", ""))
-    context["stamp"] = stamp
-    return _polled(render(request, "taskboard/fragments/stats.html", context))
+    return _stamped_poll(
+        request,
+        "stats-panel",
+        "taskboard/fragments/stats.html",
+        lambda: stats_context(request, module=request.GET.get("module", "")),
+    )
 
 
 def _percent(rate: float | None) -> float | None:
@@ -177,8 +192,6 @@ def module_page(request: HtmxHttpRequest, module: str) -> HttpResponse:
 @login_required
 @require_GET
 def headline_fragment(request: HtmxHttpRequest) -> HttpResponse:
-    stamp, unchanged = poll_stamp(request, "headline")
-    if unchanged:
-        return _polled(not_changed())
-    context = {**headline_context(request), "stamp": stamp}
-    return _polled(render(request, "taskboard/fragments/headline.html", context))
+    return _stamped_poll(
+        request, "headline", "taskboard/fragments/headline.html", lambda: headline_context(request)
+    )
