@@ -337,6 +337,10 @@ def cache_config() -> dict[str, Any]:
 
 
 CACHES = {"default": cache_config()}
+# Sessions read from that cache and written through to the database (taskboard/sessions.py):
+# an idle dashboard poll then makes one query, its user; a cache outage falls back to the
+# database.
+SESSION_ENGINE = "taskboard.sessions"
 
 FLOWER_URL = os.environ.get("FLOWER_URL", "")
 FLOWER_USER = os.environ.get("FLOWER_USER", "")

@@ -63,6 +63,7 @@ def celery_on_test_redis(redis_server: RedisServer) -> Iterator[str]:
 @pytest.fixture(autouse=True)
 def fresh_worker_cache(celery_on_test_redis: str) -> None:
     """Each test fetches workers anew instead of seeing the previous test's snapshot."""
+    from taskboard import sessions
     from taskboard.services.workers import FLOWER_INFO_KEY, WORKERS_KEY
     from taskboard.tracking import stamps
 
@@ -73,6 +74,7 @@ def fresh_worker_cache(celery_on_test_redis: str) -> None:
     # store for a few seconds: no test starts inside that spell.
     setattr(single_flight, "_shared_down_until", 0.0)  # noqa: B010
     stamps._skip_until = 0.0
+    sessions._skip_until = 0.0
     cache.delete_many([WORKERS_KEY, FLOWER_INFO_KEY, f"{WORKERS_KEY}:lock"])
     # Each test starts with a fresh launch-rate window (the suite launches as the same
     # users many times a minute; tests of the limit itself count from zero).

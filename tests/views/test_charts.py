@@ -259,10 +259,10 @@ def test_empty_periods_have_no_charts(staff, now):
 def test_module_page_query_count_is_pinned(ana, staff, django_assert_num_queries):
     make_history([ana, staff, make_user()], count=300)
     client = client_for(staff)
-    # session + user + module exists + both windows (one aggregate; SQLite then reads the
-    # durations) + running now + outcomes per hour + durations per day + recent failures
-    # + the module's launchable templates. It was 14.
-    with django_assert_num_queries(9 if percentiles_in_sql() else 10):
+    # user (the session comes from the cache) + module exists + both windows (one
+    # aggregate; SQLite then reads the durations) + running now + outcomes per hour +
+    # durations per day + recent failures + the module's launchable templates. It was 14.
+    with django_assert_num_queries(8 if percentiles_in_sql() else 9):
         response = client.get(module_url())
     html = response.content.decode()
     assert response.status_code == 200

@@ -58,13 +58,14 @@ def test_detail_query_count(ana, other, staff, django_assert_num_queries):
     for index in range(60):
         make_execution(user=ana if index % 2 else other, parent_task_id=parent.task_id)
     url = reverse("taskboard:detail", args=[parent.task_id])
-    # Session, user, the execution, the children (shown and the others counted, one query).
+    # The user (the session comes from the cache), the execution, the children (shown and
+    # the others counted, one query).
     client = client_for(ana)
-    with django_assert_num_queries(4):
+    with django_assert_num_queries(3):
         response = client.get(url)
     assert len(response.context["children"].shown) == 30
     assert response.context["children"].hidden == 30
     client = client_for(staff)
-    with django_assert_num_queries(4):
+    with django_assert_num_queries(3):
         response = client.get(url)
     assert len(response.context["children"].shown) == 50
