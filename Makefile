@@ -42,9 +42,11 @@ test-postgres: install
 test-faults: install
 	DATABASE_URL=$(POSTGRES_URL) $(BIN)/pytest -m faults tests/faults
 
-## make bench: tracking overhead against untracked and django-celery-results (PostgreSQL).
+## make bench: tracking overhead against untracked and django-celery-results, then what
+## each index of the list costs the tracking writes (PostgreSQL).
 bench: install
 	$(BIN)/python bench/tracking_overhead.py
+	$(BIN)/python bench/index_cost.py
 
 ## make bench-dashboard: the dashboard's pages and fragments at 10k and 1M rows (PostgreSQL,
 ## gunicorn as compose runs it); ROWS=10000,100000 LOAD=--load to change what it measures.
