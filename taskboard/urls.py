@@ -15,6 +15,7 @@ urlpatterns = [
     path("fragments/stats/", dashboard.stats_fragment, name="stats"),
     path("fragments/workers/", dashboard.workers_fragment, name="workers"),
     path("fragments/headline/", dashboard.headline_fragment, name="headline"),
+    path("fragments/pulse/", dashboard.pulse, name="pulse"),
     path("modules/<anyid:module>/", dashboard.module_page, name="module"),
     # Before the <task_id> patterns, which would otherwise take these words for a task id.
     path("notifications/", notifications.notifications, name="notifications"),

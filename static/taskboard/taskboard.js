@@ -54,21 +54,36 @@
 // The Content-Security-Policy allows no inline handler and no eval, so htmx's trigger filters
 // ("every 5s [expr]") and hx-on handlers live here instead, driven by data attributes:
 //   data-taskboard-hold="live open bulk"  which requests of the element wait:
-//     live: its polls (no triggering event) while the live switch is off;
+//     live: its polls (no triggering event) while the live switch is off; and, on a page with
+//       a pulse (data-taskboard-pulse: the dashboard), every poll but its first (its load):
+//       the pulse polls for them all and, when something changed, taskboard:changed
+//       refreshes them (views/dashboard.py, pulse);
 //     open: its polls while the element (a <details>) is open, so a swap never closes it;
 //     bulk: all its requests while rows are selected in the task list (taskboardBulkHeld()).
 //   data-taskboard-swap-errors="400 409 429" | "4xx"  such answers carry a message for the user:
 //     swapped like a success instead of dropped (on the target or an ancestor of it).
 //   data-taskboard-remove-on-success  the element removes itself after a successful request.
 (function () {
+  var polled = typeof WeakSet === "function" ? new WeakSet() : null;
+  function pulsedElsewhere(elt) {
+    if (!polled || elt.hasAttribute("data-taskboard-pulse")) return false;
+    if (!document.querySelector("[data-taskboard-pulse]")) return false;
+    if (!polled.has(elt)) {
+      polled.add(elt); // its first poll-like request is its load: it goes
+      return false;
+    }
+    return true;
+  }
   document.addEventListener("htmx:beforeRequest", function (event) {
     var elt = event.detail.elt;
     var hold = elt && elt.getAttribute && elt.getAttribute("data-taskboard-hold");
     if (!hold) return;
     var holds = hold.split(/\s+/);
     var poll = !(event.detail.requestConfig && event.detail.requestConfig.triggeringEvent);
+    var live = holds.indexOf("live") !== -1;
     var held =
-      (poll && holds.indexOf("live") !== -1 && window.taskboardLive === false) ||
+      (poll && live && window.taskboardLive === false) ||
+      (poll && live && pulsedElsewhere(elt)) ||
       (poll && holds.indexOf("open") !== -1 && elt.open) ||
       (holds.indexOf("bulk") !== -1 && window.taskboardBulkHeld && window.taskboardBulkHeld());
     if (held) event.preventDefault();

@@ -37,6 +37,7 @@ from taskboard.models import (
     is_finished_after_all,
 )
 from taskboard.signals import executions_finished
+from taskboard.tracking.stamps import stamp_bump
 
 logger = logging.getLogger("taskboard.notifications")
 
@@ -110,6 +111,8 @@ def notifications_create_for(*, lookups: Sequence[Lookup]) -> int:
         return corrected
     with transaction.atomic():
         TaskNotification.objects.bulk_create(notifications, ignore_conflicts=True)
+        # The bell is one of the panels an open dashboard's pulse watches.
+        transaction.on_commit(stamp_bump)
         if emails:
             transaction.on_commit(lambda: _enqueue_emails(emails))
     return corrected + len(notifications)
@@ -259,14 +262,18 @@ def notification_mark_read(*, user: Any, notification_id: int) -> TaskNotificati
         TaskNotification.objects.filter(pk=notification.pk, read_at__isnull=True).update(
             read_at=notification.read_at
         )
+        stamp_bump()  # the user's other open pages
     return notification
 
 
 def notifications_mark_all_read(*, user: Any) -> int:
     """Mark every unread notification of user read; how many were."""
-    return TaskNotification.objects.filter(user=user, read_at__isnull=True).update(
+    marked = TaskNotification.objects.filter(user=user, read_at__isnull=True).update(
         read_at=timezone.now()
     )
+    if marked:
+        stamp_bump()
+    return marked
 
 
 def notification_preferences_set(

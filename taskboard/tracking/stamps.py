@@ -6,11 +6,14 @@ services per action); a poll sends back the stamp of what it shows (`X-Taskboard
 and, while it is the current one, gets 204 (htmx swaps nothing). The value shown also
 carries a time bucket (BUCKET_SECONDS), so relative times ("hace 3 minutos") are re-rendered
 that often, and a change whose bump was lost (the cache away for a moment) shows after at
-most one bucket: the stamp is an optimisation, never the source of truth.
+most one bucket: the stamp is an optimisation, never the source of truth. Each viewer's
+buckets turn at their own moment (`spread`), so a thousand open dashboards do not all
+render again in the same second.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -21,7 +24,7 @@ from django.core.cache import cache
 logger = logging.getLogger(__name__)
 
 KEY = "taskboard:change-stamp"
-BUCKET_SECONDS = 30
+BUCKET_SECONDS = 60
 # After the cache failed, skip it this long: a frozen Redis must not cost every batch of
 # the recorder (or every poll) its socket timeout.
 SKIP_AFTER_FAILURE_SECONDS = 5.0
@@ -58,9 +61,10 @@ def on_execution_saved(sender: object, **kwargs: object) -> None:
     stamp_bump()
 
 
-def stamp_current(*, now: float | None = None) -> str | None:
+def stamp_current(*, now: float | None = None, spread: str = "") -> str | None:
     """The stamp of what a render now shows (the record's version and the time bucket); None
-    when the cache cannot say, and then no poll is answered 204."""
+    when the cache cannot say, and then no poll is answered 204. spread (a viewer's session
+    key, say) shifts when that viewer's buckets turn."""
     if _skipping():
         return None
     try:
@@ -74,5 +78,8 @@ def stamp_current(*, now: float | None = None) -> str | None:
         return None
     if version is None:
         return None
-    bucket = int((time.time() if now is None else now) // BUCKET_SECONDS)
+    shift = (
+        int.from_bytes(hashlib.blake2b(spread.encode(), digest_size=4).digest()) if spread else 0
+    )
+    bucket = int(((time.time() if now is None else now) + shift % BUCKET_SECONDS) // BUCKET_SECONDS)
     return f"{version}-{bucket}"

@@ -3,6 +3,7 @@ and the per-module stats page."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,11 +31,11 @@ from taskboard.selectors.stats import (
 from taskboard.services.reconcile import reconcile_from_web
 from taskboard.services.workers import WorkersSnapshot, snapshot_for, workers_snapshot
 from taskboard.tables import SINCE_CHOICES, STATE_GROUP_CHOICES, list_filters, task_table
-from taskboard.tracking.stamps import stamp_current
+from taskboard.tracking.stamps import HEADER
 from taskboard.views.charts import durations_chart, outcomes_chart
 from taskboard.views.htmx import HtmxHttpRequest
 from taskboard.views.panels import headline_context, stats_context
-from taskboard.views.polls import not_changed, poll_stamp
+from taskboard.views.polls import not_changed, poll_stamp, viewer_stamp
 
 
 def _list_context(request: HtmxHttpRequest, *, page: bool, push_url: bool) -> dict[str, Any]:
@@ -74,11 +75,13 @@ def dashboard(request: HtmxHttpRequest) -> HttpResponse:
     else:
         # Every panel is server-rendered on the first load; htmx only refreshes them.
         # ...but the workers panel, which may wait on Flower or a broadcast: it loads by itself.
+        stamp = viewer_stamp(request)
         context = {
             **_list_context(request, page=True, push_url=True),
             **stats_context(request),
             **headline_context(request),
-            "stamp": stamp_current(),
+            "stamp": stamp,
+            "pulse_stamp": f"{stamp}.{UNKNOWN_WORKERS}" if stamp else None,
         }
         response = render(request, "taskboard/dashboard.html", context)
     # One URL, two answers: a cache (the browser's own, for Back) must tell them apart.
@@ -187,6 +190,45 @@ def module_page(request: HtmxHttpRequest, module: str) -> HttpResponse:
         "chart_days": CHART_DAYS,
     }
     return render(request, "taskboard/module.html", context)
+
+
+UNKNOWN_WORKERS = "?"  # the page's first render: the workers panel loads by itself
+
+
+def _workers_digest(request: HttpRequest) -> str:
+    """What the workers panel shows, as a short value: workers, their tasks, queue lengths
+    (not the counters that move all the time)."""
+    snapshot = snapshot_for(workers_snapshot(), viewer=request.user)
+    workers = [
+        (w.name, w.online, w.concurrency, w.queues, w.others_active, [t.task_id for t in w.active])
+        for w in snapshot.workers
+    ]
+    seen = repr((snapshot.source, workers, sorted((snapshot.queue_lengths or {}).items())))
+    return hashlib.blake2b(seen.encode(), digest_size=6).hexdigest()
+
+
+@login_required
+@require_GET
+def pulse(request: HtmxHttpRequest) -> HttpResponse:
+    """The dashboard's one poll (every 5 s). Its stamp is the record's change stamp and a
+    digest of the workers panel; while the one it sent back is current: 204. Else the pulse
+    again with the new stamp, and `HX-Trigger: taskboard:changed`, on which every panel
+    refreshes (taskboard.js keeps the panels of a page with a pulse from polling by
+    themselves). An idle open dashboard so costs one small request per 5 s, not one per
+    panel. When the cache cannot say, every pulse refreshes the panels, as polls did."""
+    record = viewer_stamp(request)
+    workers = _workers_digest(request)
+    sent_record, _, sent_workers = request.headers.get(HEADER, "").partition(".")
+    stamp = None if record is None else f"{record}.{workers}"
+    changed = (
+        record is None or sent_record != record or sent_workers not in (workers, UNKNOWN_WORKERS)
+    )
+    if not changed and sent_workers == workers:
+        return _polled(not_changed())
+    response = render(request, "taskboard/fragments/pulse.html", {"pulse_stamp": stamp})
+    if changed and sent_record:
+        response["HX-Trigger"] = "taskboard:changed"
+    return _polled(response)
 
 
 @login_required

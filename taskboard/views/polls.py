@@ -15,9 +15,14 @@ def poll_stamp(request: HtmxHttpRequest, element_id: str) -> tuple[str | None, b
     """(the stamp to render with, whether this request is element_id's own poll of an
     unchanged record). Only the panel's own request counts: its links and buttons ask for
     something else."""
-    stamp = stamp_current()
+    stamp = viewer_stamp(request)
     own = bool(request.htmx) and request.htmx.trigger == element_id
     return stamp, stamp is not None and own and request.headers.get(HEADER) == stamp
+
+
+def viewer_stamp(request: HtmxHttpRequest) -> str | None:
+    """The change stamp for this viewer (their buckets turn at their own moment)."""
+    return stamp_current(spread=request.session.session_key or "")
 
 
 def not_changed() -> HttpResponse:

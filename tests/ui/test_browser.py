@@ -126,3 +126,49 @@ def test_live_switch_pauses_and_resumes_polling(live_server, django_user_model, 
     page.wait_for_timeout(1_000)
     assert [t for t in polls if t > resumed_at], "switching back on did not refresh at once"
     assert problems == []
+
+
+PANEL_URLS = (
+    "/tasks/fragments/list/",
+    "/tasks/fragments/stats/",
+    "/tasks/fragments/headline/",
+    "/tasks/fragments/workers/",
+    "/tasks/notifications/bell/",
+)
+
+
+def test_the_dashboard_polls_once_per_beat_and_refreshes_on_a_change(
+    live_server, django_user_model, page
+):
+    lupe = django_user_model.objects.create_user("lupe", password=PASSWORD)
+    problems = watch_console(page)
+    panel_requests: list[float] = []
+    refreshes: list[float] = []  # pulses that answered "changed"
+    page.on(
+        "request",
+        lambda r: (
+            panel_requests.append(time.monotonic()) if any(u in r.url for u in PANEL_URLS) else None
+        ),
+    )
+    page.on(
+        "response",
+        lambda r: (
+            refreshes.append(time.monotonic())
+            if "/tasks/fragments/pulse/" in r.url and r.headers.get("hx-trigger")
+            else None
+        ),
+    )
+    pulses = request_times(page, "/tasks/fragments/pulse/")
+    log_in(page, live_server.url, "lupe", "/tasks/")
+    page.wait_for_timeout(6_500)  # each panel's first poll-like request (a load) goes
+    quiet_from = time.monotonic()
+    page.wait_for_timeout(11_000)
+    assert len([t for t in pulses if t > quiet_from]) >= 2, "the pulse did not beat"
+    unprompted = [
+        t for t in panel_requests if t > quiet_from and not any(0 <= t - r < 2 for r in refreshes)
+    ]
+    assert unprompted == [], "panels polled by themselves beside the pulse"
+
+    make_execution(user=lupe, display_name="Cierre de caja", state=TaskState.STARTED)
+    page.locator("#task-list", has_text="Cierre de caja").wait_for(timeout=8_000)
+    assert problems == []

@@ -129,3 +129,56 @@ def test_without_the_cache_every_poll_renders(ana, monkeypatch):
         assert response.status_code == 200
         assert 'data-taskboard-stamp="' not in response.content.decode()
     monkeypatch.setattr(stamps, "_skip_until", 0.0)
+
+
+PULSE = "/tasks/fragments/pulse/"
+
+
+def pulse(client, stamp: str | None = None):
+    headers = {"HX-Request": "true", "HX-Trigger": "taskboard-pulse"}
+    if stamp is not None:
+        headers[HEADER] = stamp
+    return client.get(PULSE, headers=headers)
+
+
+def test_the_dashboard_has_one_pulse_and_its_first_beat_only_learns_the_workers(ana):
+    client = client_for(ana)
+    page = client.get("/tasks/").content.decode()
+    assert page.count('data-taskboard-pulse hx-get="/tasks/fragments/pulse/"') == 1
+    first = re.search(r'id="taskboard-pulse"[^>]*data-taskboard-stamp="([^"]+)"', page)
+    assert first and first.group(1).endswith(".?")  # the workers panel loads by itself
+    answer = pulse(client, first.group(1))
+    assert answer.status_code == 200 and "HX-Trigger" not in answer  # nothing to refresh
+    assert stamp_of(answer) != first.group(1)
+
+
+def test_an_idle_pulse_is_204_with_one_query(ana, django_assert_num_queries):
+    client = client_for(ana)
+    stamp = stamp_of(pulse(client))
+    pulse(client, stamp)  # the workers snapshot is fetched once, then cached
+    with django_assert_num_queries(1):  # the user
+        answer = pulse(client, stamp)
+    assert answer.status_code == 204 and answer.content == b""
+
+
+def test_a_change_makes_the_next_pulse_refresh_the_panels(ana):
+    client = client_for(ana)
+    stamp = stamp_of(pulse(client))
+    assert pulse(client, stamp).status_code == 204
+    make_execution(user=ana, state=TaskState.STARTED)
+    answer = pulse(client, stamp)
+    assert answer.status_code == 200
+    assert answer["HX-Trigger"] == "taskboard:changed"
+    assert stamp_of(answer) != stamp
+    assert pulse(client, stamp_of(answer)).status_code == 204
+
+
+def test_with_the_cache_unreadable_every_pulse_refreshes(ana):
+    client = client_for(ana)
+    stamp = stamp_of(pulse(client))
+    stamps._skip_until = float("inf")  # as after a cache failure: the stamp is unknown
+    try:
+        answer = pulse(client, stamp)
+    finally:
+        stamps._skip_until = 0.0
+    assert answer.status_code == 200 and answer["HX-Trigger"] == "taskboard:changed"
