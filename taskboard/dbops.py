@@ -68,3 +68,31 @@ def postgres_only_sql(forwards: str, backwards: str) -> migrations.RunPython:
         return apply
 
     return migrations.RunPython(run(forwards), run(backwards), elidable=False)
+
+
+def drop_like_index_on_postgres(table: str, column: str) -> migrations.RunPython:
+    """Drop the `varchar_pattern_ops` index Django adds beside the unique index of a
+    CharField on PostgreSQL (for LIKE 'prefix%' lookups) when nothing asks such lookups: it
+    only costs every write. Its name has a hash Django computes, so it is looked up."""
+
+    def like_indexes(schema_editor: Any) -> list[str]:
+        with schema_editor.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT indexname FROM pg_indexes WHERE tablename = %s AND indexdef LIKE %s",
+                [table, f"%({column} varchar_pattern_ops)%"],
+            )
+            return [row[0] for row in cursor.fetchall()]
+
+    def forwards(apps: Any, schema_editor: Any) -> None:
+        if schema_editor.connection.vendor == "postgresql":
+            for name in like_indexes(schema_editor):
+                schema_editor.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"')
+
+    def backwards(apps: Any, schema_editor: Any) -> None:
+        if schema_editor.connection.vendor == "postgresql" and not like_indexes(schema_editor):
+            schema_editor.execute(
+                f'CREATE INDEX CONCURRENTLY "{table}_{column}_like" ON "{table}"'
+                f' ("{column}" varchar_pattern_ops)'
+            )
+
+    return migrations.RunPython(forwards, backwards, elidable=False)

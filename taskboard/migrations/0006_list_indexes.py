@@ -4,7 +4,8 @@
 # the module page's windows (a covering index: module, created_at INCLUDE state, duration)
 # and, on PostgreSQL, the search (trigram GIN indexes over what `?q=` matches: Django's
 # icontains compares UPPER(column::text) LIKE UPPER(pattern), hence the expressions).
-# Built CONCURRENTLY on PostgreSQL (non-atomic), as 0004.
+# Built CONCURRENTLY on PostgreSQL (non-atomic), as 0004. And the LIKE index Django made
+# beside task_id's unique index goes: no lookup is a LIKE on task_id, and it cost every write.
 
 from django.contrib.postgres.operations import TrigramExtension
 from django.db import migrations, models
@@ -12,6 +13,7 @@ from django.db import migrations, models
 from taskboard.dbops import (
     AddIndexConcurrentlyOnPostgres,
     RemoveIndexConcurrentlyOnPostgres,
+    drop_like_index_on_postgres,
     postgres_only_sql,
 )
 
@@ -58,4 +60,5 @@ class Migration(migrations.Migration):
         ),
         TrigramExtension(),
         postgres_only_sql(SEARCH_INDEX, DROP_SEARCH_INDEX),
+        drop_like_index_on_postgres("taskboard_taskexecution", "task_id"),
     ]

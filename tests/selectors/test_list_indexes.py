@@ -89,3 +89,20 @@ def test_search_uses_the_trigram_index_on_postgresql(staff):
         cursor.execute("EXPLAIN " + sql, params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "tb_exec_search_trgm" in plan, plan
+
+
+@pytest.mark.django_db
+def test_the_tracking_table_carries_no_index_nothing_uses():
+    """Every index costs every tracking write: Django's LIKE index beside task_id's unique
+    one is dropped (no lookup is a LIKE on task_id); the search index is PostgreSQL's."""
+    with connection.cursor() as cursor:
+        names = {
+            index
+            for index, info in connection.introspection.get_constraints(
+                cursor, "taskboard_taskexecution"
+            ).items()
+            if info["index"]
+        }
+    assert not [name for name in names if name.endswith("_like")], names
+    assert ("tb_exec_search_trgm" in names) == (connection.vendor == "postgresql")
+    assert {"tb_exec_label", "tb_exec_started", "tb_exec_duration", "tb_exec_module_cover"} <= names
