@@ -182,3 +182,24 @@ def test_with_the_cache_unreadable_every_pulse_refreshes(ana):
     finally:
         stamps._skip_until = 0.0
     assert answer.status_code == 200 and answer["HX-Trigger"] == "taskboard:changed"
+
+
+@pytest.mark.parametrize(
+    ("url", "queries"),
+    [
+        # each: the user (the session comes from the cache), then what the panel reads
+        (LIST, 3),  # the page's rows, the typical durations of its queued rows
+        (STATS, 3),  # the per-module aggregate and the running counts
+        (HEADLINE, 2),  # one conditional aggregate
+        ("/tasks/fragments/workers/", 1),  # the workers snapshot is in the cache
+        ("/tasks/notifications/bell/", 2),  # the unread page with its count
+    ],
+)
+def test_each_panels_render_makes_a_pinned_number_of_queries(
+    ana, url, queries, django_assert_num_queries
+):
+    make_execution(user=ana, state=TaskState.PENDING)  # a queued row: its estimate is read
+    client = client_for(ana)
+    client.get(url, headers={"HX-Request": "true"})  # warm: the workers snapshot, caches
+    with django_assert_num_queries(queries):
+        assert client.get(url, headers={"HX-Request": "true"}).status_code == 200
