@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 
 from django.contrib import admin
+from django.db import models
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
@@ -153,6 +154,7 @@ class AlertRuleAdmin(admin.ModelAdmin[AlertRule]):
     search_fields = ["name", "module", "task_name", "queue"]
     filter_horizontal = ["users", "groups"]
     readonly_fields = ["created_at", "last_evaluated_at"]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     fieldsets = [
         (None, {"fields": ["name", "kind", "severity", "enabled"]}),
         (_("Scope"), {"fields": ["module", "task_name", "queue"]}),

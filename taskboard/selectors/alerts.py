@@ -187,9 +187,8 @@ class RuleState:
 
 
 def silences_active(*, now: datetime) -> list[AlertSilence]:
-    return list(
-        AlertSilence.objects.filter(starts_at__lte=now, ends_at__gt=now).order_by("ends_at")
-    )
+    rows = AlertSilence.objects.filter(starts_at__lte=now, ends_at__gt=now)
+    return list(rows.select_related("rule").order_by("ends_at"))
 
 
 def silenced_until(*, silences: list[AlertSilence], rule_id: int, now: datetime) -> datetime | None:
@@ -198,11 +197,11 @@ def silenced_until(*, silences: list[AlertSilence], rule_id: int, now: datetime)
     return max(ends) if ends else None
 
 
-def alert_rule_states(*, now: datetime) -> list[RuleState]:
-    """Every rule with its firing alert and its silence: three queries."""
+def alert_rule_states(*, now: datetime, silences: list[AlertSilence]) -> list[RuleState]:
+    """Every rule with its firing alert and whether `silences` (those active now) cover
+    it: two queries."""
     rules = list(AlertRule.objects.all())
     firing = {a.rule_id: a for a in Alert.objects.filter(resolved_at__isnull=True)}
-    silences = silences_active(now=now)
     return [
         RuleState(
             rule, firing.get(rule.pk), silenced_until(silences=silences, rule_id=rule.pk, now=now)

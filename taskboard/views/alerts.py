@@ -43,12 +43,13 @@ def alerts(request: HttpRequest) -> HttpResponse:
                 return HttpResponseRedirect(reverse("taskboard:alerts"))
         status = 422
     now = timezone.now()
-    states = alert_rule_states(now=now)
+    silences = silences_active(now=now)
+    states = alert_rule_states(now=now, silences=silences)
     context = {
         "states": states,
         "firing": [state for state in states if state.firing is not None],
         "history": alert_history(),
-        "silences": silences_active(now=now),
+        "silences": silences,
         "form": form,
     }
     return render(request, "taskboard/alerts.html", context, status=status)

@@ -38,11 +38,13 @@ from taskboard.models import (
 from taskboard.services.alerts import (
     ALERTS_QUEUE,
     Evaluation,
+    WebhookRefused,
+    alert_delivery_send,
     alerts_evaluate,
     evaluation_lock,
 )
 from taskboard.services.reconcile import executions_mark_lost
-from taskboard.tasks import evaluate_alerts
+from taskboard.tasks import alert_deliver, evaluate_alerts
 from tests.factories import make_execution, make_user
 from tests.processes import database_url, start_worker, wait_until
 from tests.worker_tasks import nomina_falla, nomina_siesta
@@ -98,6 +100,7 @@ class Webhook:
         self.bodies: list[dict[str, Any]] = []
         self.lock = threading.Lock()
         self.url = ""
+        self.refuse = 0  # answer this many requests with a 503 first
 
     def received(self) -> list[dict[str, Any]]:
         with self.lock:
@@ -112,8 +115,11 @@ def webhook() -> Iterator[Webhook]:
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             with hook.lock:
-                hook.bodies.append(json.loads(body))
-            self.send_response(204)
+                refused = hook.refuse > 0
+                hook.refuse -= 1
+                if not refused:
+                    hook.bodies.append(json.loads(body))
+            self.send_response(503 if refused else 204)
             self.end_headers()
 
         def log_message(self, *args: Any) -> None:
@@ -256,6 +262,33 @@ def test_slack_body_is_text_only(alerts_worker, webhook):
     [body] = wait_until(webhook.received, TIMEOUT)
     assert list(body) == ["text"] and "Perdidas (slack)" in body["text"]
     assert "1 tasks lost" in body["text"] and "/tasks/alerts/" in body["text"]
+
+
+def test_a_refused_webhook_is_retried_and_sent_once(transactional_db, webhook):
+    """What the Celery task does on each attempt (it retries with backoff on the error)."""
+    rule = AlertRule.objects.create(
+        name="Perdidas (reintento)",
+        kind=AlertKind.LOST,
+        notify_bell=False,
+        notify_webhook=True,
+        webhook_url=webhook.url,
+    )
+    alert = Alert.objects.create(rule=rule, value=2)
+    delivery = AlertDelivery.objects.create(
+        alert=alert, transition="fired", channel="webhook", recipient=webhook.url
+    )
+    webhook.refuse = 1
+    with pytest.raises(OSError):  # urllib's HTTPError: the task's autoretry_for
+        alert_delivery_send(delivery_id=delivery.pk)
+    delivery.refresh_from_db()
+    assert delivery.sent_at is None and delivery.attempts == 1 and "503" in delivery.last_error
+    assert alert_delivery_send(delivery_id=delivery.pk) is True
+    assert alert_delivery_send(delivery_id=delivery.pk) is False  # sent: never again
+    assert [body["status"] for body in webhook.received()] == ["firing"]
+    delivery.refresh_from_db()
+    assert delivery.sent_at is not None and delivery.attempts == 2 and delivery.last_error == ""
+    assert getattr(alert_deliver, "autoretry_for", ()) == (OSError, WebhookRefused)
+    assert getattr(alert_deliver, "retry_backoff", False)
 
 
 # --- Each kind fires once and resolves once ------------------------------------------------
