@@ -5,10 +5,14 @@ Measurements return numbers, never wording: services.alerts decides and says."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
+from django.core.cache import cache
 from django.db.models import Count, Min, QuerySet
 
 from taskboard.conf import conf
@@ -93,7 +97,8 @@ def duration_p95(rule: AlertRule, now: datetime) -> Measurement:
 def long_running(rule: AlertRule, now: datetime) -> Measurement:
     """The largest elapsed ÷ usual p95 among running tasks (usual: the p95 of its name's
     latest successful runs, at least min_count of them). Two queries: the running tasks
-    (the partial index of active rows) and the latest durations of their names."""
+    (the partial index of active rows) and, at most once per USUAL_P95_SECONDS, the
+    latest durations of their names."""
     running = list(
         _scoped(rule)
         .running()
@@ -102,11 +107,10 @@ def long_running(rule: AlertRule, now: datetime) -> Measurement:
     )
     if not running:
         return Measurement(holds=False, value=None)
-    durations = latest_success_durations(task_names={name for name, _ in running})
     usual = {
-        name: nearest_rank(values, 0.95)
-        for name, values in durations.items()
-        if len(values) >= rule.min_count
+        name: p95
+        for name, (p95, runs) in usual_p95s(task_names={name for name, _ in running}).items()
+        if runs >= rule.min_count
     }
     ratios = [
         (now - started).total_seconds() / p95
@@ -163,6 +167,41 @@ def lost_since_last(rule: AlertRule, now: datetime) -> Measurement:
         .count()
     )
     return Measurement(holds=count > 0, value=float(count))
+
+
+USUAL_P95_SECONDS = 300  # a task's usual duration changes slowly: remembered this long
+USUAL_P95_KEY = "taskboard:alerts:usual-p95:v1:"
+
+
+def usual_p95s(*, task_names: set[str]) -> dict[str, tuple[float, int]]:
+    """(p95, runs it is of) of each task name's latest successful runs, remembered in the
+    shared cache for USUAL_P95_SECONDS: a long-running rule evaluated every 30 s walks the
+    durations of a name once per five minutes, not every time. Names never run
+    successfully are absent."""
+    keys = {name: USUAL_P95_KEY + hashlib.sha1(name.encode()).hexdigest() for name in task_names}
+    try:
+        remembered = cache.get_many(list(keys.values()))
+    except Exception:  # the cache is down: compute, do not fail the rule
+        remembered = {}
+    found: dict[str, tuple[float, int]] = {}
+    for name, key in keys.items():
+        value = remembered.get(key)
+        if isinstance(value, list | tuple) and len(value) == 2 and value[1]:
+            found[name] = (float(value[0]), int(value[1]))
+    missing = {name for name in task_names if keys[name] not in remembered}
+    if not missing:
+        return found
+    durations = latest_success_durations(task_names=missing)
+    fresh: dict[str, Any] = {}
+    for name in missing:
+        values = durations.get(name, [])
+        p95 = nearest_rank(values, 0.95)
+        fresh[keys[name]] = (p95 or 0.0, len(values))  # (0, 0): none yet, remembered too
+        if p95 is not None:
+            found[name] = (p95, len(values))
+    with contextlib.suppress(Exception):
+        cache.set_many(fresh, timeout=USUAL_P95_SECONDS)
+    return found
 
 
 # The kinds measured from the database alone (queue length asks the broker: services).

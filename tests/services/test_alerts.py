@@ -35,6 +35,7 @@ from taskboard.models import (
     WorkerHeartbeat,
     database_now,
 )
+from taskboard.selectors.alerts import USUAL_P95_KEY
 from taskboard.services.alerts import (
     ALERTS_QUEUE,
     Evaluation,
@@ -89,6 +90,10 @@ def alerts_worker_process(
 
 @pytest.fixture
 def alerts_worker(transactional_db: None, alerts_worker_process: Any, redis_client: Any) -> Any:
+    # Usual durations another test remembered are not this test's.
+    remembered = list(redis_client.scan_iter(match=f"*{USUAL_P95_KEY}*"))
+    if remembered:
+        redis_client.delete(*remembered)
     yield alerts_worker_process
     redis_client.delete(NOBODYS_QUEUE)
 
