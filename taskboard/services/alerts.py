@@ -28,6 +28,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from taskboard.conf import conf
 from taskboard.models import (
@@ -307,14 +308,20 @@ def value_text(*, kind: str, value: float | None) -> str:
     """The value an alert saw, in words of its kind."""
     if value is None:
         return ""
+    if kind == AlertKind.LOST:
+        count = round(value)
+        return ngettext("%(count)d task lost", "%(count)d tasks lost", count) % {"count": count}
+    if kind == AlertKind.QUEUE_LENGTH:
+        count = round(value)
+        return ngettext("%(count)d message waiting", "%(count)d messages waiting", count) % {
+            "count": count
+        }
     texts: dict[str, str] = {
         AlertKind.FAILURE_RATE: _("%(value).0f %% failed"),
         AlertKind.DURATION_P95: _("p95 %(value).1f s"),
         AlertKind.LONG_RUNNING: _("running %(value).1f × its usual p95"),
         AlertKind.BACKLOG_AGE: _("oldest queued task waiting %(value).0f s"),
-        AlertKind.QUEUE_LENGTH: _("%(value).0f messages waiting"),
         AlertKind.NO_WORKER: _("no worker for %(value).0f s"),
-        AlertKind.LOST: _("%(value).0f tasks lost"),
     }
     text = texts.get(kind)
     return text % {"value": value} if text else f"{value:g}"

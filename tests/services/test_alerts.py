@@ -266,7 +266,7 @@ def test_slack_body_is_text_only(alerts_worker, webhook):
     assert evaluate().fired == [rule.name]
     [body] = wait_until(webhook.received, TIMEOUT)
     assert list(body) == ["text"] and "Perdidas (slack)" in body["text"]
-    assert "1 tasks lost" in body["text"] and "/tasks/alerts/" in body["text"]
+    assert "1 task lost" in body["text"] and "/tasks/alerts/" in body["text"]
 
 
 def test_a_refused_webhook_is_retried_and_sent_once(transactional_db, webhook):

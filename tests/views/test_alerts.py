@@ -104,3 +104,16 @@ def test_admin_lists_rules_alerts_silences_and_deliveries(staff):
     for model in ("alertrule", "alert", "alertsilence", "alertdelivery"):
         assert client.get(f"/admin/taskboard/{model}/").status_code == 200
     assert client.get("/admin/taskboard/alertrule/add/").status_code == 200
+
+
+def test_the_bell_shows_an_alert_to_its_recipients(staff, other):
+    from taskboard.services.alerts import alert_fire
+
+    rule = AlertRule.objects.create(name="Perdidas", kind=AlertKind.LOST)
+    rule.users.add(staff)
+    alert_fire(rule=rule, value=2, now=timezone.now(), silenced=False)
+    bell = client_for(staff).get(reverse("taskboard:bell"), headers={"HX-Request": "true"})
+    assert bell.status_code == 200 and "«Perdidas»" in bell.content.decode()
+    assert 'data-unread="1"' in bell.content.decode()
+    nothing = client_for(other).get(reverse("taskboard:bell"), headers={"HX-Request": "true"})
+    assert "«Perdidas»" not in nothing.content.decode()
