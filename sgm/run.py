@@ -36,9 +36,9 @@ def main() -> int:
 
     # One worker with an embedded beat (-B): taskboard's periodic jobs run on a laptop too.
     beat_schedule = str(settings.VAR_DIR / "celerybeat-schedule")
-    # It consumes taskboard's own queue too (reconciliation, see CELERY_TASK_ROUTES).
+    # It consumes taskboard's own queues too (reconciliation, alerts: CELERY_TASK_ROUTES).
     worker = ["-m", "celery", "-A", "sgm", "worker", "-l", "INFO", "-c", "2"]
-    worker += ["-Q", "celery,taskboard"]
+    worker += ["-Q", "celery,taskboard,taskboard-alerts"]
     worker += ["-B", "-s", beat_schedule]
     children = [
         subprocess.Popen([python, *worker]),

@@ -299,8 +299,14 @@ CELERY_TIMEZONE = TIME_ZONE
 # running longer is delivered again to another worker meanwhile).
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # taskboard's reconciliation has a queue of its own (every worker consumes it: see
-# docker-compose.yml and sgm/run.py), so it never waits behind the work it reconciles.
-CELERY_TASK_ROUTES = {"taskboard.mark_lost": {"queue": "taskboard"}}
+# docker-compose.yml and sgm/run.py), so it never waits behind the work it reconciles;
+# alert evaluation and deliveries likewise ("taskboard-alerts": a backlog alert must not
+# wait behind the backlog it reports).
+CELERY_TASK_ROUTES = {
+    "taskboard.mark_lost": {"queue": "taskboard"},
+    "taskboard.evaluate_alerts": {"queue": "taskboard-alerts"},
+    "taskboard.alert_deliver": {"queue": "taskboard-alerts"},
+}
 CELERY_BEAT_SCHEDULE = {
     # Rows whose worker died (or that no worker runs any more) become LOST instead of
     # "running" forever. Expires: a run nobody picked up in time is dropped, not piled up.
@@ -308,6 +314,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "taskboard.mark_lost",
         "schedule": 15.0,
         "options": {"queue": "taskboard", "expires": 15.0},
+    },
+    # Alert rules (/tasks/alerts/), every 30 s; a run nobody picked up in time is dropped.
+    "taskboard-evaluate-alerts": {
+        "task": "taskboard.evaluate_alerts",
+        "schedule": 30.0,
+        "options": {"queue": "taskboard-alerts", "expires": 30.0},
     },
     # Retention (TASKBOARD_RETENTION_DAYS), in small batches, once an hour.
     "taskboard-prune": {"task": "taskboard.prune", "schedule": 3600.0},

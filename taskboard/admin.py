@@ -3,12 +3,17 @@ from __future__ import annotations
 import json
 
 from django.contrib import admin
+from django.db import models
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from taskboard.forms import TaskTemplateAdminForm
 from taskboard.models import (
+    Alert,
+    AlertDelivery,
+    AlertRule,
+    AlertSilence,
     NotificationPreference,
     TaskExecution,
     TaskNotification,
@@ -138,3 +143,73 @@ class NotificationPreferenceAdmin(admin.ModelAdmin[NotificationPreference]):
     search_fields = ["user__username", "user__email"]
     raw_id_fields = ["user"]
     list_select_related = ["user"]
+
+
+@admin.register(AlertRule)
+class AlertRuleAdmin(admin.ModelAdmin[AlertRule]):
+    """Rules are written here; their state and history are on /tasks/alerts/."""
+
+    list_display = ["name", "kind", "module", "task_name", "severity", "enabled"]
+    list_filter = ["kind", "severity", "enabled", "module"]
+    search_fields = ["name", "module", "task_name", "queue"]
+    filter_horizontal = ["users", "groups"]
+    readonly_fields = ["created_at", "last_evaluated_at"]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+    fieldsets = [
+        (None, {"fields": ["name", "kind", "severity", "enabled"]}),
+        (_("Scope"), {"fields": ["module", "task_name", "queue"]}),
+        (_("Condition"), {"fields": ["threshold", "min_count", "window", "factor"]}),
+        (_("Recipients"), {"fields": ["users", "groups"]}),
+        (
+            _("Channels"),
+            {
+                "fields": [
+                    "notify_bell",
+                    "notify_email",
+                    "notify_webhook",
+                    "webhook_url",
+                    "webhook_format",
+                ]
+            },
+        ),
+        (_("History"), {"fields": ["created_at", "last_evaluated_at"]}),
+    ]
+
+
+@admin.register(Alert)
+class AlertAdmin(admin.ModelAdmin[Alert]):
+    """Written by the evaluation only: read here."""
+
+    list_display = ["rule", "fired_at", "value", "resolved_at", "silenced"]
+    list_filter = ["silenced", "rule"]
+    list_select_related = ["rule"]
+    readonly_fields = [
+        field.name
+        for field in Alert._meta.get_fields()
+        if getattr(field, "concrete", False) and field.name != "id"
+    ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(AlertSilence)
+class AlertSilenceAdmin(admin.ModelAdmin[AlertSilence]):
+    list_display = ["__str__", "rule", "starts_at", "ends_at", "reason", "created_by"]
+    list_select_related = ["rule", "created_by"]
+    raw_id_fields = ["created_by"]
+
+
+@admin.register(AlertDelivery)
+class AlertDeliveryAdmin(admin.ModelAdmin[AlertDelivery]):
+    list_display = ["alert", "transition", "channel", "recipient", "sent_at", "attempts"]
+    list_filter = ["channel", "transition"]
+    list_select_related = ["alert__rule"]
+    readonly_fields = [
+        field.name
+        for field in AlertDelivery._meta.get_fields()
+        if getattr(field, "concrete", False) and field.name != "id"
+    ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

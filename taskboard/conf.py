@@ -318,6 +318,18 @@ class Settings:
         its task."""
         return self._get("TASKBOARD_TYPICAL_DURATION_RUNS", 100, _whole)
 
+    @property
+    def ALERT_WEBHOOK_TIMEOUT(self) -> float:
+        """Seconds an alert's webhook POST may take before it counts as failed (and is
+        retried with backoff)."""
+        return self._get("TASKBOARD_ALERT_WEBHOOK_TIMEOUT", 5.0, _number)
+
+    @property
+    def ALERT_LOCK_SECONDS(self) -> float:
+        """An evaluation of the alert rules holds its lock at most this long: two never
+        overlap, and one that died frees it after this."""
+        return self._get("TASKBOARD_ALERT_LOCK_SECONDS", 60.0, _number)
+
 
 _compiled: dict[str, re.Pattern[str]] = {}
 

@@ -22,7 +22,7 @@ _ESCAPED = re.compile(r"~(7E|2F|2E)", re.IGNORECASE)
 EMPTY = "~"  # the empty id (no task has one, but a stored row never breaks a link)
 # The first segments of taskboard's own routes (urls.py; a test keeps the two in step): an id
 # spelled like one is linked as "~" + the word, or /tasks/<id>/ would be that page.
-RESERVED = frozenset({"fragments", "modules", "notifications", "templates", "bulk"})
+RESERVED = frozenset({"fragments", "modules", "notifications", "templates", "bulk", "alerts"})
 
 
 def id_to_url(value: str) -> str:

@@ -13,7 +13,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from taskboard.inputs import decimal_number_text, signed_whole_number
-from taskboard.models import TaskTemplate
+from taskboard.models import AlertRule, TaskTemplate
 from taskboard.tracking.parameters import MAX_INT, OWNER_PARAMETER, Parameter, parameters_of
 from taskboard.tracking.summaries import is_secret_name
 
@@ -217,3 +217,20 @@ class TaskTemplateAdminForm(forms.ModelForm[TaskTemplate]):
                 _("The task has no parameter named %(names)s.") % {"names": ", ".join(unknown)}
             )
         return value
+
+
+class AlertSilenceForm(forms.Form):
+    """Silence one rule (or every rule) until an end time, with a reason."""
+
+    rule = forms.ModelChoiceField(
+        queryset=AlertRule.objects.all(),
+        required=False,
+        empty_label=gettext_lazy("Every rule"),
+        label=gettext_lazy("Rule"),
+    )
+    ends_at = forms.DateTimeField(
+        label=gettext_lazy("Until"),
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"],
+    )
+    reason = forms.CharField(label=gettext_lazy("Reason"), max_length=255, required=False)

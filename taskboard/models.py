@@ -345,6 +345,11 @@ class TaskExecution(models.Model):
             models.Index(fields=["duration", "id"], name="tb_exec_duration"),
             # Search (PostgreSQL): trigram GIN indexes, created by migration 0006 (SQLite has
             # no GIN; its search stays a plain LIKE).
+            # Tasks marked LOST, by when: the "any task lost" alert reads those since its
+            # last evaluation. A row enters it once, when reconciliation marks it.
+            models.Index(
+                fields=["lost_at"], name="tb_exec_lost", condition=Q(lost_at__isnull=False)
+            ),
         ]
 
     def __str__(self) -> str:
@@ -520,3 +525,18 @@ def capped(name: str, value: str, model: type[models.Model] | None = None) -> st
     """value cut to the max_length of field `name` (of TaskExecution unless `model` is
     given): tracking data never fails a write for being long."""
     return value[: _max_length(model or TaskExecution, name)]
+
+
+# Alert rules and alerts are taskboard models too (declared in their own module; the
+# `X as X` form re-exports them).
+from taskboard.models_alerts import (  # noqa: E402, I001
+    Alert as Alert,
+    AlertChannel as AlertChannel,
+    AlertDelivery as AlertDelivery,
+    AlertKind as AlertKind,
+    AlertRule as AlertRule,
+    AlertSeverity as AlertSeverity,
+    AlertSilence as AlertSilence,
+    AlertTransition as AlertTransition,
+    WebhookFormat as WebhookFormat,
+)

@@ -26,6 +26,12 @@ def is_operator(user: Viewer | None) -> bool:
     return bool(getattr(user, "is_staff", False))
 
 
+def operator_lookup(prefix: str = "") -> dict[str, bool]:
+    """is_operator as a queryset filter on users (prefix: the path to the user, e.g.
+    "user__"): who alerts notify, whom a rule may name."""
+    return {f"{prefix}is_staff": True}
+
+
 def is_owner(user: Viewer | None, execution: TaskExecution) -> bool:
     if user is None or not user.is_authenticated:
         return False

@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from taskboard.services.alerts import (
+    ALERTS_QUEUE,
+    DELIVER_TASK,
+    WebhookRefused,
+    alert_delivery_send,
+    alerts_evaluate,
+)
 from taskboard.services.notifications import EMAIL_TASK, notifications_email
 from taskboard.services.reconcile import executions_mark_lost
 from taskboard.services.retention import executions_prune, retention_cutoff
@@ -38,3 +45,27 @@ def email_notifications(execution_ids: list[int]) -> int:
     """E-mail the failure notifications of these executions to the owners who asked for it
     (enqueued once they exist; never sent from tracking's own thread). Each goes out once."""
     return notifications_email(execution_ids=execution_ids)
+
+
+@shared_task(name="taskboard.evaluate_alerts", ignore_result=True, queue=ALERTS_QUEUE)
+def evaluate_alerts() -> int:
+    """Evaluate every enabled alert rule once (never two evaluations at a time); how many
+    transitions it made."""
+    evaluation = alerts_evaluate()
+    return 0 if evaluation is None else len(evaluation.fired) + len(evaluation.resolved)
+
+
+@shared_task(
+    name=DELIVER_TASK,
+    ignore_result=True,
+    queue=ALERTS_QUEUE,
+    autoretry_for=(OSError, WebhookRefused),
+    retry_backoff=True,
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=6,
+)
+def alert_deliver(delivery_id: int) -> bool:
+    """Send one alert e-mail or webhook POST (a timeout per attempt; retried with backoff
+    on a network or HTTP error). Sent once: a delivery that went out is not sent again."""
+    return alert_delivery_send(delivery_id=delivery_id)

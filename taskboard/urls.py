@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.urls import path
 
 from taskboard import converters  # noqa: F401  (registers <anyid:...>)
-from taskboard.views import bulk, dashboard, executions, launch, notifications
+from taskboard.views import alerts, bulk, dashboard, executions, launch, notifications
 
 app_name = "taskboard"
 
@@ -31,6 +31,7 @@ urlpatterns = [
         notifications.preferences,
         name="notification_preferences",
     ),
+    path("alerts/", alerts.alerts, name="alerts"),
     path("templates/", launch.template_list, name="templates"),
     path("templates/<anyid:key>/launch/", launch.template_launch_page, name="template_launch"),
     path("bulk/", bulk.confirm, name="bulk_confirm"),

@@ -164,6 +164,10 @@ BAD_VALUES: list[tuple[str, object, str, dict[str, object]]] = [
     ("TASKBOARD_NOTIFY_SUCCESS_AFTER_SECONDS", -1, "taskboard.E100", {}),
     ("TASKBOARD_NOTIFY_SUCCESS_AFTER_SECONDS", "60", "taskboard.E100", {}),
     ("TASKBOARD_NOTIFY_SUCCESS_AFTER_SECONDS", NAN, "taskboard.E100", {}),
+    ("TASKBOARD_ALERT_WEBHOOK_TIMEOUT", 0, "taskboard.E110", {}),
+    ("TASKBOARD_ALERT_WEBHOOK_TIMEOUT", "5", "taskboard.E110", {}),
+    ("TASKBOARD_ALERT_LOCK_SECONDS", -1, "taskboard.E111", {}),
+    ("TASKBOARD_ALERT_LOCK_SECONDS", NAN, "taskboard.E111", {}),
 ]
 
 

@@ -19,6 +19,7 @@ import psycopg
 import pytest
 import requests
 import yaml
+from django.conf import settings
 
 from tests.processes import ROOT, free_port, wait_until
 
@@ -98,6 +99,9 @@ def test_commands():
     # Workers consume taskboard's own queue (reconciliation, routed there by the settings).
     queues = services["worker"]["command"][services["worker"]["command"].index("-Q") + 1]
     assert "taskboard" in queues.split(",") and "celery" in queues.split(",")
+    # ... and every queue the settings route a task to (alerts' own among them).
+    routed = {route["queue"] for route in settings.CELERY_TASK_ROUTES.values()}
+    assert "taskboard-alerts" in routed and routed <= set(queues.split(","))
     assert services["beat"]["command"][:4] == ["celery", "-A", "sgm", "beat"]
     assert services["flower"]["command"][:4] == ["celery", "-A", "sgm", "flower"]
     # Scalable with --scale worker=N: no fixed name, no published port.

@@ -149,3 +149,21 @@ def nap_again(seconds: float) -> float:
     """Idempotent: acknowledged once finished, given back when its process dies."""
     time.sleep(seconds)
     return seconds
+
+
+# --- Alerts (tests/services/test_alerts.py) ------------------------------------------------
+
+
+@shared_task
+@track_task("pruebas.nomina_falla", "nomina", "Nómina que falla")
+def nomina_falla(periodo: int) -> None:
+    """A payroll task that always fails."""
+    raise RuntimeError(f"periodo {periodo}: faltan datos")
+
+
+@shared_task
+@track_task("pruebas.nomina_siesta", "nomina", "Nómina que duerme")
+def nomina_siesta(seconds: float) -> float:
+    """A payroll task that takes as long as it is told."""
+    time.sleep(seconds)
+    return seconds

@@ -66,7 +66,20 @@ def typical_durations(
     *, task_names: Collection[str], runs: int | None = None
 ) -> dict[str, TypicalDuration]:
     """The p50 duration of the latest `runs` (TASKBOARD_TYPICAL_DURATION_RUNS) successful
-    runs of each task name; names never run successfully are absent.
+    runs of each task name; names never run successfully are absent (one query, see
+    latest_success_durations)."""
+    durations = latest_success_durations(task_names=task_names, runs=runs)
+    return {
+        name: TypicalDuration(seconds=_median(values), runs=len(values))
+        for name, values in durations.items()
+    }
+
+
+def latest_success_durations(
+    *, task_names: Collection[str], runs: int | None = None
+) -> dict[str, list[float]]:
+    """The durations of the latest `runs` (TASKBOARD_TYPICAL_DURATION_RUNS) successful runs
+    of each task name; names never run successfully are absent.
 
     One query however many names: a UNION ALL of one bounded walk per name down the
     partial index tb_exec_success_name (task_name, created_at DESC WHERE SUCCESS), so its
@@ -89,10 +102,7 @@ def typical_durations(
     for name, duration in first.union(*rest, all=True) if rest else first:
         if duration is not None:
             durations.setdefault(name, []).append(float(duration))
-    return {
-        name: TypicalDuration(seconds=_median(values), runs=len(values))
-        for name, values in durations.items()
-    }
+    return durations
 
 
 _ESTIMATE_KEY = "_taskboard_estimate"  # an instance remembers its estimate for the request
