@@ -243,7 +243,8 @@ class AlertSilence(models.Model):
         verbose_name_plural = _("alert silences")
 
     def __str__(self) -> str:
-        return f"{self.rule or _('every rule')} → {self.ends_at:%Y-%m-%d %H:%M}"
+        scope = self.rule or _("every rule")
+        return f"{scope} → {self.ends_at:%Y-%m-%d %H:%M}"
 
     def clean(self) -> None:
         if self.ends_at is not None and self.ends_at <= (self.starts_at or timezone.now()):

@@ -7,11 +7,18 @@ from datetime import timedelta
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from taskboard.models import Alert, AlertKind, AlertRule, AlertSilence
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def in_english():
+    """The messages are compared as written (the site's default language is Spanish)."""
+    with translation.override("en"):
+        yield
 
 
 def errors_of(instance) -> dict[str, list[str]]:
