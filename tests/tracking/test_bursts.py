@@ -124,3 +124,26 @@ def test_a_burst_of_new_rows_skips_existing_ones_and_fills_defaults():
         (0, None, 0, None)
     }
     assert all(e.created_at is not None for e in created.values())
+
+
+def test_a_burst_keeps_every_value_exactly():
+    call = {"args": [1, 'Año 2026 "cierre"'], "kwargs": {"nested": {"a": [1.5, None, True]}}}
+    when = timezone.now() - timedelta(days=1, microseconds=7)
+    new_ids = [str(uuid.uuid4()) for _ in range(2)]
+    insert(
+        [
+            {"task_id": task_id, "task_name": "t", "state": TaskState.PENDING, "call": call,
+             "created_at": when, "args_summary": "línea\n\ttab 'q' \\ back"}
+            for task_id in new_ids
+        ]
+    )  # fmt: skip
+    rows = list(TaskExecution.objects.filter(task_id__in=new_ids))
+    assert [(r.call, r.created_at, r.args_summary) for r in rows] == [
+        (call, when, "línea\n\ttab 'q' \\ back")
+    ] * 2
+
+    # A value JSON has no exact form for (NaN) sends the burst row by row: still written.
+    writes = [_final(task_id, duration=float("nan")) for task_id in new_ids]
+    assert len(apply_many(writes)) == 2
+    states = TaskExecution.objects.filter(task_id__in=new_ids).values_list("state", flat=True)
+    assert set(states) == {TaskState.SUCCESS}
