@@ -6,7 +6,7 @@ POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint typecheck pytest test-postgres test-faults bench bench-dashboard messages clean
+.PHONY: install run test lint typecheck pytest test-postgres test-faults bench bench-throughput bench-dashboard messages clean
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "taskboard needs Python 3.11 or newer")'
@@ -47,6 +47,12 @@ test-faults: install
 bench: install
 	$(BIN)/python bench/tracking_overhead.py
 	$(BIN)/python bench/index_cost.py
+
+## make bench-throughput: tracked noop tasks/s with 1, 2 and 4 workers on a private PostgreSQL
+## cluster, its CPU ms per task and tasks/s per PostgreSQL core; WORKERS=1,2 to change.
+WORKERS ?= 1,2,4
+bench-throughput: install
+	$(BIN)/python bench/throughput.py --workers $(WORKERS)
 
 ## make bench-dashboard: the dashboard's pages and fragments at 10k and 1M rows (PostgreSQL,
 ## gunicorn as compose runs it); ROWS=10000,100000 LOAD=--load to change what it measures.

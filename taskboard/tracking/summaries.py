@@ -290,8 +290,17 @@ def cap(text: str, limit: int) -> str:
 
 
 def to_text(value: Any, limit: int | None = None) -> str:
-    text = json.dumps(redact(value), ensure_ascii=False, default=repr)
+    kind = type(value)
+    if kind in _EMPTY_TEXT and not value:
+        text = _EMPTY_TEXT[kind]
+    else:
+        text = json.dumps(redact(value), ensure_ascii=False, default=repr)
     return cap(text, conf.SUMMARY_MAX_CHARS if limit is None else limit)
+
+
+# The common results and arguments of a task (None, no args, no kwargs), as to_text writes
+# them: every task has two or three, and json.dumps costs more than the rest of its summary.
+_EMPTY_TEXT = {type(None): "null", list: "[]", tuple: "[]", dict: "{}"}
 
 
 def args_summary(args: Sequence[Any] | None, param_names: Sequence[str] = ()) -> str:
