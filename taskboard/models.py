@@ -44,6 +44,15 @@ FAILED_STATES: frozenset[str] = frozenset({TaskState.FAILURE, TaskState.LOST})
 # What may be launched again with the same call.
 RETRYABLE_STATES: frozenset[str] = frozenset({TaskState.FAILURE, TaskState.REVOKED, TaskState.LOST})
 
+# The duration histogram's upper bounds in seconds (Prometheus's `le`), fit for jobs of a
+# second to hours. A tally names a bucket by its index here (NO_DURATION: none recorded;
+# len(DURATION_BUCKETS): longer than the last bound), so deleted executions' tallies keep
+# their meaning: append bounds, never reorder or remove one.
+DURATION_BUCKETS: tuple[float, ...] = (
+    1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 14400.0,
+)  # fmt: skip
+NO_DURATION = -1
+
 # The state-transition rule: a write to state S applies only while the row is in one of
 # ALLOWED_FROM[S]. It is enforced inside the UPDATE's WHERE clause, so concurrent or
 # out-of-order writers never need to read first, and terminal states are final.
@@ -108,6 +117,34 @@ def retryable_q() -> Q:
     return in_states(RETRYABLE_STATES) & Q(call__isnull=False) & ~Q(models.Exists(retried))
 
 
+def duration_bucket(duration: float | None) -> int:
+    """The index in DURATION_BUCKETS of the first bound duration is within (Prometheus's
+    `le`: at most), len(DURATION_BUCKETS) past the last, NO_DURATION for none."""
+    if duration is None:
+        return NO_DURATION
+    for index, bound in enumerate(DURATION_BUCKETS):
+        if duration <= bound:
+            return index
+    return len(DURATION_BUCKETS)
+
+
+def bucket_expression() -> models.Case:
+    """duration_bucket() in SQL: the same index, computed by the database."""
+    return models.Case(
+        models.When(duration__isnull=True, then=models.Value(NO_DURATION)),
+        *(
+            models.When(duration__lte=bound, then=models.Value(index))
+            for index, bound in enumerate(DURATION_BUCKETS)
+        ),
+        default=models.Value(len(DURATION_BUCKETS)),
+        output_field=models.IntegerField(),
+    )
+
+
+def lost_expression() -> models.ExpressionWrapper[Q]:
+    return models.ExpressionWrapper(Q(lost_at__isnull=False), output_field=models.BooleanField())
+
+
 class TaskExecutionQuerySet(models.QuerySet["TaskExecution"]):
     """The domain's reads, written once: who may see what, and which rows are in which state."""
 
@@ -145,6 +182,23 @@ class TaskExecutionQuerySet(models.QuerySet["TaskExecution"]):
         tb_exec_active."""
         rows = self.active().filter(cancel_requested_at__isnull=False).order_by("-created_at")
         return list(rows.values_list("task_id", flat=True)[:limit])
+
+    def tallies(self) -> models.QuerySet[Any, Any]:
+        """How many of these executions there are per (module, task_name, state, lost,
+        bucket), with their durations' sum and the oldest one's created_at: the metrics'
+        one aggregate. `lost`: marked LOST once (lost_at set, whatever came after);
+        `bucket`: the index in DURATION_BUCKETS of the first bound the duration is within
+        (duration_bucket())."""
+        return (
+            self.order_by()
+            .annotate(lost=lost_expression(), bucket=bucket_expression())
+            .values("module", "task_name", "state", "lost", "bucket")
+            .annotate(
+                executions=models.Count("pk"),
+                duration_sum=models.Sum("duration"),
+                oldest=models.Min("created_at"),
+            )
+        )
 
     def batches(
         self,
@@ -454,6 +508,34 @@ class WorkerHeartbeat(models.Model):
     def is_draining(self, *, now: datetime | None = None) -> bool:
         """In a warm shutdown and still beating: finishing its tasks ("shutting down")."""
         return self.draining_since is not None and self.is_online(now=now)
+
+
+class DeletedExecutionTotal(models.Model):
+    """What deleted executions add to the metrics' counters: one row per tally key of
+    TaskExecutionQuerySet.tallies(), added to in the same transaction as the rows are
+    deleted (services/totals.py), so a counter (live rows + these) never goes back when
+    retention or a person deletes finished executions."""
+
+    module = models.CharField(_("module"), max_length=64, blank=True)
+    task_name = models.CharField(_("task name"), max_length=255)
+    state = models.CharField(_("state"), max_length=16, choices=TaskState.choices)
+    lost = models.BooleanField(_("marked lost"), default=False)
+    bucket = models.SmallIntegerField(_("duration bucket"), default=NO_DURATION)
+    executions = models.PositiveBigIntegerField(_("executions"), default=0)
+    duration_sum = models.FloatField(_("total duration (s)"), default=0.0)
+
+    class Meta:
+        verbose_name = _("deleted executions total")
+        verbose_name_plural = _("deleted executions totals")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["module", "task_name", "state", "lost", "bucket"],
+                name="tb_deleted_total_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.module} {self.task_name} {self.state}: {self.executions}"
 
 
 class NotificationPreference(models.Model):
