@@ -49,6 +49,8 @@ through conf here). The ids are stable: a new rule takes a new id.
         ("" for none)
     taskboard.E091: TASKBOARD_REDACT_VALUES: a bool
     taskboard.E100: TASKBOARD_NOTIFY_SUCCESS_AFTER_SECONDS: a finite number of seconds, 0 or more
+    taskboard.E110: TASKBOARD_METRICS_TOKEN: a str ("" for none: staff sessions only)
+    taskboard.E111: TASKBOARD_METRICS_CACHE_SECONDS: a finite number of seconds, more than 0
     taskboard.W001: MIDDLEWARE: holds taskboard.middleware.TaskboardMiddleware
     taskboard.W002: FLOWER_PASSWORD: set when FLOWER_URL is (and "flower" is a worker source)
     taskboard.W003: TASKBOARD_WORKER_OFFLINE_AFTER: more than TASKBOARD_HEARTBEAT_INTERVAL
@@ -283,6 +285,8 @@ RULES: tuple[Rule, ...] = (
     Rule("TASKBOARD_REDACT_VALUE_PATTERN", "", regex(), "taskboard.E090"),
     Rule("TASKBOARD_REDACT_VALUES", True, boolean(), "taskboard.E091"),
     Rule("TASKBOARD_NOTIFY_SUCCESS_AFTER_SECONDS", 60.0, non_negative("seconds"), "taskboard.E100"),
+    Rule("TASKBOARD_METRICS_TOKEN", "", text(), "taskboard.E110"),
+    Rule("TASKBOARD_METRICS_CACHE_SECONDS", 10.0, positive("seconds"), "taskboard.E111"),
 )
 
 

@@ -164,6 +164,9 @@ BAD_VALUES: list[tuple[str, object, str, dict[str, object]]] = [
     ("TASKBOARD_NOTIFY_SUCCESS_AFTER_SECONDS", -1, "taskboard.E100", {}),
     ("TASKBOARD_NOTIFY_SUCCESS_AFTER_SECONDS", "60", "taskboard.E100", {}),
     ("TASKBOARD_NOTIFY_SUCCESS_AFTER_SECONDS", NAN, "taskboard.E100", {}),
+    ("TASKBOARD_METRICS_TOKEN", 12345, "taskboard.E110", {}),
+    ("TASKBOARD_METRICS_CACHE_SECONDS", 0, "taskboard.E111", {}),
+    ("TASKBOARD_METRICS_CACHE_SECONDS", "10", "taskboard.E111", {}),
 ]
 
 
