@@ -67,7 +67,9 @@ def interpolate(text: str, env: dict[str, str]) -> str:
 
 def test_services_and_their_images():
     services = compose()["services"]
-    assert set(services) == {"db", "redis", "migrate", "web", "worker", "beat", "flower"}
+    default = {name for name, service in services.items() if "profiles" not in service}
+    assert default == {"db", "redis", "migrate", "web", "worker", "beat", "flower"}
+    assert set(services) - default == {"prometheus", "grafana"}  # the metrics profile
     assert services["db"]["image"] == "postgres:16"
     assert services["redis"]["image"].startswith("redis:7")
     assert any(v.endswith(":/var/lib/postgresql/data") for v in services["db"]["volumes"])
