@@ -51,7 +51,7 @@ def test_two_deletions_at_once_add_every_row_once(transactional_db):
     pks = finished_rows(600)
     expected: dict[tuple[str, bool, int], tuple[int, float]] = {}
     for duration in TaskExecution.objects.filter(pk__in=pks).values_list("duration", flat=True):
-        key = (TaskState.SUCCESS, False, duration_bucket(duration))
+        key = (str(TaskState.SUCCESS), False, duration_bucket(duration))
         count, total = expected.get(key, (0, 0.0))
         expected[key] = (count + 1, total + (duration or 0.0))
     deleted: list[int] = []
