@@ -128,19 +128,6 @@ def duration_bucket(duration: float | None) -> int:
     return len(DURATION_BUCKETS)
 
 
-def bucket_expression() -> models.Case:
-    """duration_bucket() in SQL: the same index, computed by the database."""
-    return models.Case(
-        models.When(duration__isnull=True, then=models.Value(NO_DURATION)),
-        *(
-            models.When(duration__lte=bound, then=models.Value(index))
-            for index, bound in enumerate(DURATION_BUCKETS)
-        ),
-        default=models.Value(len(DURATION_BUCKETS)),
-        output_field=models.IntegerField(),
-    )
-
-
 def lost_expression() -> models.ExpressionWrapper[Q]:
     return models.ExpressionWrapper(Q(lost_at__isnull=False), output_field=models.BooleanField())
 
@@ -184,18 +171,24 @@ class TaskExecutionQuerySet(models.QuerySet["TaskExecution"]):
         return list(rows.values_list("task_id", flat=True)[:limit])
 
     def tallies(self) -> models.QuerySet[Any, Any]:
-        """How many of these executions there are per (module, task_name, state, lost,
-        bucket), with their durations' sum and the oldest one's created_at: the metrics'
-        one aggregate. `lost`: marked LOST once (lost_at set, whatever came after);
-        `bucket`: the index in DURATION_BUCKETS of the first bound the duration is within
-        (duration_bucket())."""
+        """How many of these executions there are per (module, task_name, state, lost), with
+        how many have a duration, their sum, how many are within each bound of
+        DURATION_BUCKETS (`le_0`, `le_1`, …: cumulative, as Prometheus's buckets), and the
+        oldest one's created_at: the metrics' one aggregate. `lost`: marked LOST once
+        (lost_at set, whatever came after). Counts with a filter, not a group per bucket:
+        a quarter of the time at a million rows."""
         return (
             self.order_by()
-            .annotate(lost=lost_expression(), bucket=bucket_expression())
-            .values("module", "task_name", "state", "lost", "bucket")
+            .annotate(lost=lost_expression())
+            .values("module", "task_name", "state", "lost")
             .annotate(
                 executions=models.Count("pk"),
+                duration_count=models.Count("duration"),
                 duration_sum=models.Sum("duration"),
+                **{
+                    f"le_{index}": models.Count("pk", filter=Q(duration__lte=bound))
+                    for index, bound in enumerate(DURATION_BUCKETS)
+                },
                 oldest=models.Min("created_at"),
             )
         )
@@ -510,11 +503,33 @@ class WorkerHeartbeat(models.Model):
         return self.draining_since is not None and self.is_online(now=now)
 
 
+class DeletedExecutionTotalQuerySet(models.QuerySet["DeletedExecutionTotal"]):
+    def tallies(self) -> models.QuerySet[Any, Any]:
+        """The totals in the shape (and column order) of TaskExecutionQuerySet.tallies(),
+        so the two read as one statement (a union, which takes the names of the first:
+        these differ only where a field already has the name); `oldest` is always None."""
+        timed = Q(bucket__gte=0)
+        return (
+            self.order_by()
+            .values("module", "task_name", "state", "lost")
+            .annotate(
+                total_executions=models.Sum("executions"),
+                total_duration_count=models.Sum("executions", filter=timed),
+                total_duration_sum=models.Sum("duration_sum"),
+                **{
+                    f"le_{index}": models.Sum("executions", filter=timed & Q(bucket__lte=index))
+                    for index in range(len(DURATION_BUCKETS))
+                },
+                oldest=models.Value(None, output_field=models.DateTimeField()),
+            )
+        )
+
+
 class DeletedExecutionTotal(models.Model):
-    """What deleted executions add to the metrics' counters: one row per tally key of
-    TaskExecutionQuerySet.tallies(), added to in the same transaction as the rows are
-    deleted (services/totals.py), so a counter (live rows + these) never goes back when
-    retention or a person deletes finished executions."""
+    """What deleted executions add to the metrics' counters: one row per (module,
+    task_name, state, lost, bucket), `bucket` the index of duration_bucket(), added to in
+    the same transaction as the rows are deleted (services/totals.py), so a counter (live
+    rows + these) never goes back when retention or a person deletes finished executions."""
 
     module = models.CharField(_("module"), max_length=64, blank=True)
     task_name = models.CharField(_("task name"), max_length=255)
@@ -523,6 +538,8 @@ class DeletedExecutionTotal(models.Model):
     bucket = models.SmallIntegerField(_("duration bucket"), default=NO_DURATION)
     executions = models.PositiveBigIntegerField(_("executions"), default=0)
     duration_sum = models.FloatField(_("total duration (s)"), default=0.0)
+
+    objects = DeletedExecutionTotalQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("deleted executions total")

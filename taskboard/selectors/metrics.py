@@ -13,14 +13,13 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from django.db.models import DateTimeField, Value
 from django.db.models.functions import Now
 
 from taskboard.conf import conf
 from taskboard.models import (
     DURATION_BUCKETS,
-    NO_DURATION,
     QUEUED_STATES,
     RUNNING_STATES,
     TERMINAL_STATES,
@@ -39,8 +38,9 @@ class TaskCounts:
     finished: how each task first ended, by state (a task marked LOST counts as LOST even
     when its worker's own final word came later: a counter never goes back); lost: marked
     LOST once; recovered: of those, the ones whose worker later said SUCCESS or FAILURE.
-    buckets: how many durations fell in each bucket of DURATION_BUCKETS (not cumulative;
-    the last one past the last bound), of tasks ended SUCCESS, FAILURE or REVOKED."""
+    buckets: how many durations were within each bound of DURATION_BUCKETS (cumulative, as
+    Prometheus's `le`), duration_count: how many durations in all (+Inf), of tasks ended
+    SUCCESS, FAILURE or REVOKED."""
 
     finished: Counter[str] = field(default_factory=Counter)
     lost: int = 0
@@ -49,12 +49,9 @@ class TaskCounts:
     queued: int = 0
     retrying: int = 0
     oldest_queued: datetime | None = None
-    buckets: list[int] = field(default_factory=lambda: [0] * (len(DURATION_BUCKETS) + 1))
+    buckets: list[int] = field(default_factory=lambda: [0] * len(DURATION_BUCKETS))
+    duration_count: int = 0
     duration_sum: float = 0.0
-
-    @property
-    def duration_count(self) -> int:
-        return sum(self.buckets)
 
 
 @dataclass
@@ -93,9 +90,7 @@ def metrics_read() -> MetricsSnapshot:
 
 def task_counts() -> dict[tuple[str, str], TaskCounts]:
     live = TaskExecution.objects.all().tallies()
-    deleted = DeletedExecutionTotal.objects.values(
-        "module", "task_name", "state", "lost", "bucket", "executions", "duration_sum"
-    ).annotate(oldest=Value(None, output_field=DateTimeField()))
+    deleted = DeletedExecutionTotal.objects.all().tallies()
     tasks: dict[tuple[str, str], TaskCounts] = {}
     # One statement: one snapshot of both tables on every database.
     for row in live.union(deleted, all=True):
@@ -104,9 +99,14 @@ def task_counts() -> dict[tuple[str, str], TaskCounts]:
     return tasks
 
 
-def _add(counts: TaskCounts, row: dict[str, object]) -> None:
+def _whole(value: Any) -> int:
+    """A count as the database gives it (a sum of bigints is a numeric on PostgreSQL)."""
+    return int(value or 0)
+
+
+def _add(counts: TaskCounts, row: dict[str, Any]) -> None:
     state = str(row["state"])
-    executions = int(row["executions"])  # type: ignore[call-overload]
+    executions = _whole(row["executions"])
     if state in RUNNING_STATES:
         counts.running += executions
     elif state in QUEUED_STATES:
@@ -124,12 +124,13 @@ def _add(counts: TaskCounts, row: dict[str, object]) -> None:
         if lost:
             counts.lost += executions
             counts.recovered += executions if state != TaskState.LOST else 0
-        bucket = int(row["bucket"])  # type: ignore[call-overload]
         # A LOST row's duration (if any) is not a run's: it enters once its worker's word
         # makes it SUCCESS or FAILURE, so no bucket ever loses a count.
-        if state != TaskState.LOST and bucket != NO_DURATION:
-            counts.buckets[bucket] += executions
-            counts.duration_sum += float(row["duration_sum"] or 0.0)  # type: ignore[arg-type]
+        if state != TaskState.LOST:
+            for index in range(len(DURATION_BUCKETS)):
+                counts.buckets[index] += _whole(row[f"le_{index}"])
+            counts.duration_count += _whole(row["duration_count"])
+            counts.duration_sum += float(row["duration_sum"] or 0.0)
 
 
 def workers_online() -> tuple[int, dict[str, int]]:

@@ -173,12 +173,10 @@ class SnapshotCollector(Collector):
 
 def _buckets(counts: TaskCounts) -> list[tuple[str, float]]:
     """Cumulative counts per `le`, +Inf last (Prometheus's histogram)."""
-    total = 0
-    cumulative: list[tuple[str, float]] = []
-    for bound, count in zip((*DURATION_BUCKETS, float("inf")), counts.buckets, strict=True):
-        total += count
-        cumulative.append((_le(bound), total))
-    return cumulative
+    within = [
+        (_le(bound), float(n)) for bound, n in zip(DURATION_BUCKETS, counts.buckets, strict=True)
+    ]
+    return [*within, ("+Inf", float(counts.duration_count))]
 
 
 def _le(bound: float) -> str:
