@@ -11,8 +11,10 @@ per-process counter, nothing of the default registry (this process's GC and CPU)
 from __future__ import annotations
 
 import hmac
+import logging
 from collections.abc import Iterator
 
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_safe
@@ -31,6 +33,8 @@ from taskboard.permissions import is_operator
 from taskboard.selectors.metrics import MetricsSnapshot, TaskCounts, metrics_read
 from taskboard.services.workers import WORKERS_KEY, WorkersSnapshot, single_flight
 from taskboard.services.workers.single_flight import peek
+
+logger = logging.getLogger(__name__)
 
 PATH = "/metrics"
 METRICS_KEY = "taskboard:metrics:v1"
@@ -231,7 +235,13 @@ def metrics(request: HttpRequest) -> HttpResponse:
             _("Reading the metrics needs the bearer token or a staff session."),
             'Bearer realm="taskboard"',
         )
-    snapshot = metrics_snapshot()
+    try:
+        snapshot = metrics_snapshot()
+    except DatabaseError:
+        logger.warning("taskboard: the metrics could not be read", exc_info=True)
+        response = _refused(503, _("The database does not answer; the metrics wait for it."))
+        response["Retry-After"] = "10"
+        return response
     if snapshot is None:
         response = _refused(503, _("The metrics are being read; try again in a moment."))
         response["Retry-After"] = "2"

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from django.core.cache import cache
-from django.db import connection
+from django.db import OperationalError, connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -32,6 +32,7 @@ from taskboard.models import (
 from taskboard.services.bulk import executions_delete
 from taskboard.services.retention import executions_prune
 from taskboard.tracking.recorder import buffer
+from taskboard.views import metrics as metrics_view
 from taskboard.views.metrics import METRICS_KEY
 from tests import worker_tasks
 from tests.factories import client_for, make_execution, make_user
@@ -316,6 +317,16 @@ def test_who_may_read_the_metrics(db, settings):
     assert Client().get("/metrics", headers=AUTH).status_code == 401
     assert Client().get("/metrics", headers={"Authorization": "Bearer "}).status_code == 401
     assert client_for(make_user(staff=True)).get("/metrics").status_code == 200
+
+
+def test_a_database_that_does_not_answer_is_a_503_never_a_500(db, monkeypatch):
+    def unreachable() -> None:
+        raise OperationalError("connection refused")  # what a stopped database raises
+
+    monkeypatch.setattr(metrics_view, "metrics_read", unreachable)
+    response = Client().get("/metrics", headers=AUTH)
+    assert response.status_code == 503 and response["Retry-After"] == "10"
+    assert not cache.get(METRICS_KEY)  # nothing half-read is kept
 
 
 def test_prometheus_reaches_web_over_the_internal_network(db, settings):
