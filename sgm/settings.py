@@ -64,6 +64,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: a health check answers before host validation and the HTTPS redirect.
     "sgm.health.HealthCheckMiddleware",
+    # Then a Prometheus scrape with its bearer token (over the internal network: any host,
+    # plain HTTP); /metrics without a token goes the usual way (a staff session).
+    "taskboard.middleware.MetricsScrapeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -373,3 +376,6 @@ if os.environ.get("EMAIL_FILE_PATH"):  # the file backend's folder (the tests' w
 TASKBOARD_ENABLED = env_bool("TASKBOARD_ENABLED", True)
 TASKBOARD_RETENTION_DAYS = float(os.environ.get("TASKBOARD_RETENTION_DAYS", "90"))
 TASKBOARD_SITE_URL = os.environ.get("TASKBOARD_SITE_URL", "")
+# /metrics (Prometheus): the scraper's bearer token; empty, staff sessions only.
+TASKBOARD_METRICS_TOKEN = os.environ.get("TASKBOARD_METRICS_TOKEN", "")
+TASKBOARD_METRICS_CACHE_SECONDS = float(os.environ.get("TASKBOARD_METRICS_CACHE_SECONDS", "10"))

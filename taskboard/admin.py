@@ -3,7 +3,8 @@ from __future__ import annotations
 import json
 
 from django.contrib import admin
-from django.db import models
+from django.db import models, transaction
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
@@ -20,6 +21,7 @@ from taskboard.models import (
     TaskTemplate,
     WorkerHeartbeat,
 )
+from taskboard.services.totals import executions_delete_counted
 from taskboard.tracking.parameters import parameters_of
 
 
@@ -107,6 +109,19 @@ class TaskExecutionAdmin(admin.ModelAdmin[TaskExecution]):
     @admin.display(description=_("task"), ordering="display_name")
     def label(self, obj: TaskExecution) -> str:
         return obj.label
+
+    # Deleting here keeps the metrics' counters (services/totals.py), as retention does.
+    def delete_model(self, request: HttpRequest, obj: TaskExecution) -> None:
+        if obj.is_terminal:
+            executions_delete_counted(pks=[obj.pk])
+        else:
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[TaskExecution]) -> None:
+        with transaction.atomic():
+            pks = list(queryset.values_list("pk", flat=True))
+            executions_delete_counted(pks=pks)  # the finished ones, with their totals
+            TaskExecution.objects.filter(pk__in=pks).delete()  # what is left: unfinished
 
 
 @admin.register(TaskNotification)

@@ -51,6 +51,8 @@ through conf here). The ids are stable: a new rule takes a new id.
     taskboard.E100: TASKBOARD_NOTIFY_SUCCESS_AFTER_SECONDS: a finite number of seconds, 0 or more
     taskboard.E110: TASKBOARD_ALERT_WEBHOOK_TIMEOUT: a finite number of seconds, more than 0
     taskboard.E111: TASKBOARD_ALERT_LOCK_SECONDS: a finite number of seconds, more than 0
+    taskboard.E112: TASKBOARD_METRICS_TOKEN: a str ("" for none: staff sessions only)
+    taskboard.E113: TASKBOARD_METRICS_CACHE_SECONDS: a finite number of seconds, more than 0
     taskboard.W001: MIDDLEWARE: holds taskboard.middleware.TaskboardMiddleware
     taskboard.W002: FLOWER_PASSWORD: set when FLOWER_URL is (and "flower" is a worker source)
     taskboard.W003: TASKBOARD_WORKER_OFFLINE_AFTER: more than TASKBOARD_HEARTBEAT_INTERVAL
@@ -287,6 +289,8 @@ RULES: tuple[Rule, ...] = (
     Rule("TASKBOARD_NOTIFY_SUCCESS_AFTER_SECONDS", 60.0, non_negative("seconds"), "taskboard.E100"),
     Rule("TASKBOARD_ALERT_WEBHOOK_TIMEOUT", 5.0, positive("seconds"), "taskboard.E110"),
     Rule("TASKBOARD_ALERT_LOCK_SECONDS", 60.0, positive("seconds"), "taskboard.E111"),
+    Rule("TASKBOARD_METRICS_TOKEN", "", text(), "taskboard.E112"),
+    Rule("TASKBOARD_METRICS_CACHE_SECONDS", 10.0, positive("seconds"), "taskboard.E113"),
 )
 
 

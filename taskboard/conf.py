@@ -330,6 +330,20 @@ class Settings:
         overlap, and one that died frees it after this."""
         return self._get("TASKBOARD_ALERT_LOCK_SECONDS", 60.0, _number)
 
+    # --- Prometheus metrics (/metrics) ---------------------------------------------------
+
+    @property
+    def METRICS_TOKEN(self) -> str:
+        """The bearer token a scraper sends to read /metrics ("Authorization: Bearer
+        <token>"). "" (the default): only a staff session may read it; never public."""
+        return self._get("TASKBOARD_METRICS_TOKEN", "", _text)
+
+    @property
+    def METRICS_CACHE_SECONDS(self) -> float:
+        """The metrics are read from the database at most once per this many seconds for
+        every web process (the snapshot lives in the shared cache)."""
+        return self._get("TASKBOARD_METRICS_CACHE_SECONDS", 10.0, _number)
+
 
 _compiled: dict[str, re.Pattern[str]] = {}
 

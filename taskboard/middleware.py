@@ -9,6 +9,7 @@ from django.utils.translation import gettext as _
 
 from taskboard.services.workers.broker import BROKER_UNREACHABLE, broker_errors, failure_reason
 from taskboard.tracking.ownership import launching_as, user_id_of
+from taskboard.views import metrics
 from taskboard.views.htmx import with_message
 
 logger = logging.getLogger(__name__)
@@ -70,3 +71,18 @@ class TaskboardMiddleware:
             "Try again in a moment."
         )
         return broker_unavailable_response(request, message)
+
+
+class MetricsScrapeMiddleware:
+    """Answers a scrape that carries a bearer token before host validation and the HTTPS
+    redirect: Prometheus reaches web over the internal network (http://web:8000/metrics),
+    a host and a scheme the public settings refuse. Without a token the request goes the
+    usual way (a staff session in a browser)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path_info == metrics.PATH and metrics.bearer_token(request) is not None:
+            return metrics.metrics(request)
+        return self.get_response(request)

@@ -168,6 +168,9 @@ BAD_VALUES: list[tuple[str, object, str, dict[str, object]]] = [
     ("TASKBOARD_ALERT_WEBHOOK_TIMEOUT", "5", "taskboard.E110", {}),
     ("TASKBOARD_ALERT_LOCK_SECONDS", -1, "taskboard.E111", {}),
     ("TASKBOARD_ALERT_LOCK_SECONDS", NAN, "taskboard.E111", {}),
+    ("TASKBOARD_METRICS_TOKEN", 12345, "taskboard.E112", {}),
+    ("TASKBOARD_METRICS_CACHE_SECONDS", 0, "taskboard.E113", {}),
+    ("TASKBOARD_METRICS_CACHE_SECONDS", "10", "taskboard.E113", {}),
 ]
 
 

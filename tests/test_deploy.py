@@ -20,6 +20,7 @@ import pytest
 import requests
 import yaml
 from django.conf import settings
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.processes import ROOT, free_port, wait_until
 
@@ -68,7 +69,9 @@ def interpolate(text: str, env: dict[str, str]) -> str:
 
 def test_services_and_their_images():
     services = compose()["services"]
-    assert set(services) == {"db", "redis", "migrate", "web", "worker", "beat", "flower"}
+    default = {name for name, service in services.items() if "profiles" not in service}
+    assert default == {"db", "redis", "migrate", "web", "worker", "beat", "flower"}
+    assert set(services) - default == {"prometheus", "grafana"}  # the metrics profile
     assert services["db"]["image"] == "postgres:16"
     assert services["redis"]["image"].startswith("redis:7")
     assert any(v.endswith(":/var/lib/postgresql/data") for v in services["db"]["volumes"])
@@ -333,6 +336,27 @@ def test_compose_commands_serve_a_task_end_to_end(smoke_database, redis_server, 
             pytest.fail(f"the task did not succeed\n{processes.logs()}")
         listed = session.get(f"{base}/tasks/fragments/list/", timeout=10).text
         assert task_id in listed
+
+        # Prometheus's scrape (the metrics profile): plain HTTP to web:8000 with the token.
+        scrape = requests.get(
+            f"{base}/metrics",
+            headers={
+                "Authorization": f"Bearer {example['TASKBOARD_METRICS_TOKEN']}",
+                "Host": "web:8000",
+            },
+            timeout=30,
+        )
+        assert scrape.status_code == 200, scrape.text[:2000]
+        succeeded_total = sum(
+            sample.value
+            for family in text_string_to_metric_families(scrape.text)
+            for sample in family.samples
+            if sample.name == "taskboard_tasks_finished_total"
+            and sample.labels["module"] == "nomina"
+            and sample.labels["state"] == "SUCCESS"
+        )
+        assert succeeded_total >= 1, scrape.text[:3000]
+        assert requests.get(f"{base}/metrics", timeout=10).status_code == 401
 
         flower = f"http://127.0.0.1:{flower_port}/api/workers"
         wait_until(lambda: _answers(flower), timeout=30, interval=0.5)

@@ -24,6 +24,7 @@ from taskboard.services.launch import (
     execution_retry,
 )
 from taskboard.services.limits import unfinished_room
+from taskboard.services.totals import executions_delete_counted
 from taskboard.tracking.stamps import stamp_bump
 
 
@@ -100,15 +101,11 @@ def executions_delete(
     size = batch_size or conf.BULK_BATCH_SIZE
     total = rows.count()
     deleted = 0
-    label = TaskExecution._meta.label
     for batch in rows.finished().batches(size=size):
-        with transaction.atomic():
-            # The state is checked again in the DELETE itself: finished is final, but this
-            # keeps "never a running one" true whatever happened since the batch was read.
-            _, counts = (
-                TaskExecution.objects.filter(pk__in=[r[0] for r in batch]).finished().delete()
-            )
-        deleted += counts.get(label, 0)
+        # One transaction per batch. The state is checked again as the rows are locked:
+        # finished is final, but this keeps "never a running one" true whatever happened
+        # since the batch was read. The metrics' counters keep what goes (services/totals.py).
+        deleted += executions_delete_counted(pks=[r[0] for r in batch])
     if deleted:
         stamp_bump()
     return BulkResult(action="delete", total=total, done=deleted)

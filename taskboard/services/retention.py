@@ -6,11 +6,11 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from django.db import transaction
 from django.utils import timezone
 
 from taskboard.conf import conf
 from taskboard.models import TaskExecution
+from taskboard.services.totals import executions_delete_counted
 from taskboard.tracking.stamps import stamp_bump
 
 DEFAULT_BATCH = 1000
@@ -34,17 +34,15 @@ def executions_prune(
     """Delete finished executions created before `older_than`, batch_size rows per
     transaction (short locks; the dashboard keeps working meanwhile). Their notifications
     are deleted with them (CASCADE) and retries that pointed at them keep their own row
-    (retry_of set to NULL). Unfinished executions are left for reconciliation. Returns how
-    many executions were deleted."""
+    (retry_of set to NULL). Unfinished executions are left for reconciliation. The metrics'
+    counters keep them (services/totals.py). Returns how many executions were deleted."""
     stale = TaskExecution.objects.finished().filter(created_at__lt=older_than)
     deleted = 0
     for batch in stale.batches(size=batch_size, newest_first=False):
         if deleted and pause:
             time.sleep(pause)
-        with transaction.atomic():
-            pks = [row[0] for row in batch]
-            _, per_model = TaskExecution.objects.filter(pk__in=pks).finished().delete()
-        deleted += per_model.get(TaskExecution._meta.label, 0)
+        # One transaction per batch: the rows go and the metrics' totals take them.
+        deleted += executions_delete_counted(pks=[row[0] for row in batch])
         if progress is not None:
             progress(deleted)
     if deleted:

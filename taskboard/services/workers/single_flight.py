@@ -126,6 +126,18 @@ def once_per(key: str, seconds: int) -> bool:
     return _local.add(key, "1", seconds)
 
 
+def peek(key: str) -> Any:
+    """The value single_flight last stored under key, however old, or None: never a fetch,
+    never a wait (a failing shared cache: this process's copy, if any)."""
+    entry = None
+    if time.monotonic() >= _shared_down_until:
+        with suppress(_CacheDown):
+            entry = _Shared().get(key)
+    if entry is None:
+        entry = _local.get(key)
+    return entry.value if isinstance(entry, _Entry) else None
+
+
 def single_flight(
     key: str,
     fetch: Callable[[], T],
