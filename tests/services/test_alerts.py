@@ -266,7 +266,8 @@ def test_slack_body_is_text_only(alerts_worker, webhook):
     assert evaluate().fired == [rule.name]
     [body] = wait_until(webhook.received, TIMEOUT)
     assert list(body) == ["text"] and "Perdidas (slack)" in body["text"]
-    assert "1 task lost" in body["text"] and "/tasks/alerts/" in body["text"]
+    # In the site's language (Spanish by default): "1 tarea perdida".
+    assert "1 tarea perdida" in body["text"] and "/tasks/alerts/" in body["text"]
 
 
 def test_a_refused_webhook_is_retried_and_sent_once(transactional_db, webhook):
