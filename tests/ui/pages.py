@@ -17,7 +17,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
 
-from taskboard.models import TaskNotification, TaskState
+from taskboard.models import Alert, AlertKind, AlertRule, AlertSilence, TaskNotification, TaskState
 from taskboard.tracking import sync_templates
 from tests import worker_tasks  # noqa: F401  (declares the "pruebas.informe" template)
 from tests.browser import PASSWORD
@@ -46,6 +46,7 @@ PAGES = [
     Page("detail-running", "/tasks/{running}/", PLAIN),
     Page("detail-failed", "/tasks/{failed}/", PLAIN),
     Page("module", "/tasks/modules/nomina/", ADMIN),
+    Page("alerts", "/tasks/alerts/", ADMIN),
     Page("templates", "/tasks/templates/", ADMIN),
     Page("launch-form", f"/tasks/templates/{TEMPLATE_KEY}/launch/", ADMIN),
     Page("notifications", "/tasks/notifications/", PLAIN),
@@ -107,6 +108,19 @@ def site_data() -> dict[str, str]:
                 message=execution.display_name,
                 state=execution.state,
             )
+    # The alerts page: a rule firing, one resolved, one silenced.
+    lost = AlertRule.objects.create(name="Perdidas", kind=AlertKind.LOST)
+    slow = AlertRule.objects.create(
+        name="Nómina lenta", kind=AlertKind.DURATION_P95, module="nomina", threshold=60
+    )
+    Alert.objects.create(rule=lost, fired_at=now - timedelta(minutes=5), value=1)
+    Alert.objects.create(
+        rule=slow,
+        fired_at=now - timedelta(hours=2),
+        value=75.5,
+        resolved_at=now - timedelta(hours=1),
+    )
+    AlertSilence.objects.create(rule=slow, ends_at=now + timedelta(hours=1), reason="despliegue")
     # One of ana's read, so her page shows both kinds.
     first = TaskNotification.objects.filter(user=ana).order_by("pk")[:1]
     TaskNotification.objects.filter(pk__in=first).update(read_at=now)
