@@ -120,7 +120,8 @@ def test_a_headline_counter_leads_to_the_filtered_list(live_server, django_user_
     lost.focus()
     make_execution(user=ana, state=TaskState.LOST, created_at=timezone.now())
     expect(lost).to_have_attribute("data-count", "2", timeout=15_000)
-    with page.expect_response(lambda response: "/fragments/headline/" in response.url):
+    # ...and keeps it through the dashboard's next beat (its pulse, views/dashboard.py).
+    with page.expect_response(lambda response: "/fragments/pulse/" in response.url):
         pass
     assert page.evaluate("document.activeElement.id") == "headline-lost"
     # The counter is keyboard-reachable and leads to the lost tasks.
