@@ -249,3 +249,28 @@ document.addEventListener("htmx:configRequest", function (event) {
   var stamp = elt && elt.getAttribute && elt.getAttribute("data-taskboard-stamp");
   if (stamp) event.detail.headers["X-Taskboard-Stamp"] = stamp;
 });
+
+// Relative times ("hace 3 minutos") keep true in the browser: the server renders them once
+// ({% when %}: <time datetime=… data-taskboard-relative>), and every 30 s they are written
+// again here from their instant, in the page's language. So an idle dashboard need not ask
+// the server again only because time passed (views/dashboard.py, pulse).
+(function () {
+  if (typeof Intl === "undefined" || !Intl.RelativeTimeFormat) return;
+  var UNITS = [["year", 31536000], ["month", 2592000], ["day", 86400], ["hour", 3600], ["minute", 60]];
+  var format = new Intl.RelativeTimeFormat(document.documentElement.lang || undefined, { numeric: "auto" });
+  function text(seconds) {
+    var size = Math.abs(seconds);
+    for (var i = 0; i < UNITS.length; i++) {
+      if (size >= UNITS[i][1]) return format.format(Math.round(seconds / UNITS[i][1]), UNITS[i][0]);
+    }
+    return format.format(Math.round(seconds), "second");
+  }
+  function refresh() {
+    var now = Date.now();
+    document.querySelectorAll("time[data-taskboard-relative]").forEach(function (elt) {
+      var at = Date.parse(elt.getAttribute("datetime"));
+      if (!isNaN(at)) elt.textContent = text((at - now) / 1000);
+    });
+  }
+  window.setInterval(refresh, 30000);
+})();

@@ -6,7 +6,8 @@
     {% when execution.started_at "absolute" %} the same element reading "03/12/2026 07:01"
 
 The element carries the exact instant (datetime, ISO 8601) and, on hover, the absolute time
-with its zone; "—" when there is no time.
+with its zone; "—" when there is no time. A relative one is marked data-taskboard-relative:
+taskboard.js writes it again every 30 s, so a page need not be rendered again for time to pass.
 """
 
 from __future__ import annotations
@@ -41,9 +42,11 @@ def when(value: datetime | None, style: str = "relative") -> SafeString | str:
     text = (
         date_format(local, "SHORT_DATETIME_FORMAT") if style == "absolute" else naturaltime(value)
     )
+    # A relative time is kept true in the browser (taskboard.js rewrites it every 30 s).
     return format_html(
-        '<time datetime="{}" title="{}">{}</time>',
+        '<time datetime="{}" title="{}"{}>{}</time>',
         local.isoformat(timespec="seconds"),
         absolute_text(value),
+        " data-taskboard-relative" if style == "relative" else "",
         text,
     )

@@ -4,9 +4,11 @@ an open dashboard's poll can learn "nothing changed" without a query or a render
 Every writer of executions bumps it once per batch (the recorder per flushed batch, the
 services per action); a poll sends back the stamp of what it shows (`X-Taskboard-Stamp`)
 and, while it is the current one, gets 204 (htmx swaps nothing). The value shown also
-carries a time bucket (BUCKET_SECONDS), so relative times ("hace 3 minutos") are re-rendered
-that often, and a change whose bump was lost (the cache away for a moment) shows after at
-most one bucket: the stamp is an optimisation, never the source of truth. Each viewer's
+carries a time bucket (BUCKET_SECONDS), so what a render computes from the clock (the
+headline's 24-hour window, estimates) is rendered again that often — relative times are kept
+true in the browser (taskboard.js) — and a change whose bump was lost (the cache away for a
+moment) shows after at most one bucket: the stamp is an optimisation, never the source of
+truth. Each viewer's
 buckets turn at their own moment (`spread`), so a thousand open dashboards do not all
 render again in the same second.
 """
@@ -24,7 +26,7 @@ from django.core.cache import cache
 logger = logging.getLogger(__name__)
 
 KEY = "taskboard:change-stamp"
-BUCKET_SECONDS = 60
+BUCKET_SECONDS = 300
 # After the cache failed, skip it this long: a frozen Redis must not cost every batch of
 # the recorder (or every poll) its socket timeout.
 SKIP_AFTER_FAILURE_SECONDS = 5.0

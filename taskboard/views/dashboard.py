@@ -30,6 +30,7 @@ from taskboard.selectors.stats import (
 )
 from taskboard.services.reconcile import reconcile_from_web
 from taskboard.services.workers import WorkersSnapshot, snapshot_for, workers_snapshot
+from taskboard.services.workers.sources import NOT_READY
 from taskboard.tables import SINCE_CHOICES, STATE_GROUP_CHOICES, list_filters, task_table
 from taskboard.tracking.stamps import HEADER
 from taskboard.views.charts import durations_chart, outcomes_chart
@@ -197,8 +198,12 @@ UNKNOWN_WORKERS = "?"  # the page's first render: the workers panel loads by its
 
 def _workers_digest(request: HttpRequest) -> str:
     """What the workers panel shows, as a short value: workers, their tasks, queue lengths
-    (not the counters that move all the time)."""
+    (not the counters that move all the time); UNKNOWN_WORKERS while another viewer's fetch
+    is still looking them up (that is no change: counting it one made every dashboard
+    refresh, and so fetch again, whenever fetches were slow)."""
     snapshot = snapshot_for(workers_snapshot(), viewer=request.user)
+    if any(failure.reason == NOT_READY for failure in snapshot.fallbacks):
+        return UNKNOWN_WORKERS
     workers = [
         (w.name, w.online, w.concurrency, w.queues, w.others_active, [t.task_id for t in w.active])
         for w in snapshot.workers
@@ -217,8 +222,11 @@ def pulse(request: HtmxHttpRequest) -> HttpResponse:
     themselves). An idle open dashboard so costs one small request per 5 s, not one per
     panel. When the cache cannot say, every pulse refreshes the panels, as polls did."""
     record = viewer_stamp(request)
-    workers = _workers_digest(request)
     sent_record, _, sent_workers = request.headers.get(HEADER, "").partition(".")
+    # Unknown for now: what the page shows stands.
+    workers = _workers_digest(request)
+    if workers == UNKNOWN_WORKERS:
+        workers = sent_workers or UNKNOWN_WORKERS
     stamp = None if record is None else f"{record}.{workers}"
     changed = (
         record is None or sent_record != record or sent_workers not in (workers, UNKNOWN_WORKERS)

@@ -7,8 +7,13 @@ process and a real Celery worker process on the same test database. Install the 
 
 from __future__ import annotations
 
+import re
 import time
+from datetime import timedelta
 from typing import Any
+
+from django.utils import timezone
+from playwright.sync_api import expect
 
 from taskboard.models import TaskExecution, TaskState
 from tests.browser import ARTIFACTS, PASSWORD, log_in, request_times, watch_console
@@ -172,3 +177,15 @@ def test_the_dashboard_polls_once_per_beat_and_refreshes_on_a_change(
     make_execution(user=lupe, display_name="Cierre de caja", state=TaskState.STARTED)
     page.locator("#task-list", has_text="Cierre de caja").wait_for(timeout=8_000)
     assert problems == []
+
+
+def test_relative_times_keep_true_in_the_browser(live_server, django_user_model, page):
+    lupe = django_user_model.objects.create_user("lupe", password=PASSWORD)
+    started = timezone.now() - timedelta(minutes=2)
+    task = make_execution(user=lupe, state=TaskState.STARTED, started_at=started)
+    page.clock.install()  # the page's timers and Date follow the test's clock
+    log_in(page, live_server.url, "lupe", "/tasks/")
+    when = page.locator(f"#task-{task.task_id} time[data-taskboard-relative]")
+    assert "2 minutos" in when.inner_text()
+    page.clock.fast_forward("03:00")  # three minutes later, no render in between
+    expect(when).to_have_text(re.compile("5 minutos"), timeout=5_000)

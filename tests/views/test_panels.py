@@ -37,4 +37,5 @@ def test_workers_panel_morphs_and_says_when_a_worker_was_last_seen(db, staff):
     assert html.count('<th scope="col"') >= 8 and html.count('<th scope="row">') >= 2
     assert not re.search(r"<th(?=[\s>])(?! scope=)", html)
     local = timezone.localtime(seen).isoformat(timespec="seconds")
-    assert re.search(rf'<time datetime="{re.escape(local)}" title="[^"]+">[^<]+</time>', html)
+    relative = rf'<time datetime="{re.escape(local)}" title="[^"]+" data-taskboard-relative>'
+    assert re.search(relative + "[^<]+</time>", html)
