@@ -27,3 +27,12 @@ class TaskboardConfig(AppConfig):
         from taskboard.tracking.stamps import on_execution_saved
 
         post_save.connect(on_execution_saved, sender=TaskExecution, dispatch_uid="taskboard.stamp")
+        # A user saved or deleted is no longer taken on trust by an idle pulse (views/polls.py).
+        from django.contrib.auth import get_user_model
+        from django.db.models.signals import post_delete
+
+        from taskboard.views.polls import viewer_forget
+
+        user_model = get_user_model()
+        post_save.connect(viewer_forget, sender=user_model, dispatch_uid="taskboard.viewer_saved")
+        post_delete.connect(viewer_forget, sender=user_model, dispatch_uid="taskboard.viewer_gone")

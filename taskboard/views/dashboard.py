@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -36,7 +37,13 @@ from taskboard.tracking.stamps import HEADER
 from taskboard.views.charts import durations_chart, outcomes_chart
 from taskboard.views.htmx import HtmxHttpRequest
 from taskboard.views.panels import headline_context, stats_context
-from taskboard.views.polls import not_changed, poll_stamp, viewer_stamp
+from taskboard.views.polls import (
+    not_changed,
+    poll_stamp,
+    viewer_known,
+    viewer_remember,
+    viewer_stamp,
+)
 
 
 def _list_context(request: HtmxHttpRequest, *, page: bool, push_url: bool) -> dict[str, Any]:
@@ -196,12 +203,14 @@ def module_page(request: HtmxHttpRequest, module: str) -> HttpResponse:
 UNKNOWN_WORKERS = "?"  # the page's first render: the workers panel loads by itself
 
 
-def _workers_digest(request: HttpRequest) -> str:
+def _workers_digest() -> str:
     """What the workers panel shows, as a short value: workers, their tasks, queue lengths
     (not the counters that move all the time); UNKNOWN_WORKERS while another viewer's fetch
     is still looking them up (that is no change: counting it one made every dashboard
-    refresh, and so fetch again, whenever fetches were slow)."""
-    snapshot = snapshot_for(workers_snapshot(), viewer=request.user)
+    refresh, and so fetch again, whenever fetches were slow). Of the whole snapshot, not of
+    what this viewer may see of it (snapshot_for), which would cost a query: a change in
+    someone else's tasks refreshes a viewer's panel too, which shows how many others run."""
+    snapshot = workers_snapshot()
     if any(failure.reason == NOT_READY for failure in snapshot.fallbacks):
         return UNKNOWN_WORKERS
     workers = [
@@ -212,7 +221,30 @@ def _workers_digest(request: HttpRequest) -> str:
     return hashlib.blake2b(seen.encode(), digest_size=6).hexdigest()
 
 
-@login_required
+@dataclass(frozen=True)
+class PulseState:
+    record: str | None  # the record's change stamp now (None: the cache cannot say)
+    workers: str  # the workers digest now
+    sent_record: str  # what the page holds
+    sent_workers: str
+
+    @property
+    def unchanged(self) -> bool:
+        return (
+            self.record is not None
+            and self.sent_record == self.record
+            and self.sent_workers == self.workers
+        )
+
+
+def _pulse_state(request: HtmxHttpRequest) -> PulseState:
+    sent_record, _, sent_workers = request.headers.get(HEADER, "").partition(".")
+    workers = _workers_digest()
+    if workers == UNKNOWN_WORKERS:  # unknown for now: what the page shows stands
+        workers = sent_workers or UNKNOWN_WORKERS
+    return PulseState(viewer_stamp(request), workers, sent_record, sent_workers)
+
+
 @require_GET
 def pulse(request: HtmxHttpRequest) -> HttpResponse:
     """The dashboard's one poll (every 5 s). Its stamp is the record's change stamp and a
@@ -220,21 +252,31 @@ def pulse(request: HtmxHttpRequest) -> HttpResponse:
     again with the new stamp, and `HX-Trigger: taskboard:changed`, on which every panel
     refreshes (taskboard.js keeps the panels of a page with a pulse from polling by
     themselves). An idle open dashboard so costs one small request per 5 s, not one per
-    panel. When the cache cannot say, every pulse refreshes the panels, as polls did."""
-    record = viewer_stamp(request)
-    sent_record, _, sent_workers = request.headers.get(HEADER, "").partition(".")
-    # Unknown for now: what the page shows stands.
-    workers = _workers_digest(request)
-    if workers == UNKNOWN_WORKERS:
-        workers = sent_workers or UNKNOWN_WORKERS
-    stamp = None if record is None else f"{record}.{workers}"
-    changed = (
-        record is None or sent_record != record or sent_workers not in (workers, UNKNOWN_WORKERS)
-    )
-    if not changed and sent_workers == workers:
+    panel, and that request no query: a viewer known from an earlier pulse (viewer_known,
+    views/polls.py) is answered 204 without loading the user. When the cache cannot say,
+    every pulse refreshes the panels, as polls did."""
+    if viewer_known(request) and _pulse_state(request).unchanged:
         return _polled(not_changed())
+    return _pulse_checked(request)
+
+
+@login_required
+def _pulse_checked(request: HtmxHttpRequest) -> HttpResponse:
+    """The pulse of a viewer whose user is loaded (and so remembered for the next ones)."""
+    viewer_remember(request)
+    state = _pulse_state(request)
+    if state.unchanged:
+        return _polled(not_changed())
+    changed = (
+        state.record is None
+        or state.sent_record != state.record
+        or state.sent_workers not in (state.workers, UNKNOWN_WORKERS)
+    )
+    # Not changed, yet not the stamp sent: the workers digest became known (a new stamp,
+    # nothing to refresh).
+    stamp = None if state.record is None else f"{state.record}.{state.workers}"
     response = render(request, "taskboard/fragments/pulse.html", {"pulse_stamp": stamp})
-    if changed and sent_record:
+    if changed and state.sent_record:
         response["HX-Trigger"] = "taskboard:changed"
     return _polled(response)
 

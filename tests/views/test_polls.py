@@ -8,6 +8,8 @@ import re
 import time
 
 import pytest
+from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.test import override_settings
 from django.utils import timezone
 
@@ -16,6 +18,7 @@ from taskboard.services.cancel import execution_cancel
 from taskboard.tracking import stamps
 from taskboard.tracking.recorder import Write, apply
 from taskboard.tracking.stamps import HEADER
+from taskboard.views import polls
 from tests.factories import client_for, make_execution, make_history, make_user
 
 LIST = "/tasks/fragments/list/"
@@ -153,7 +156,7 @@ def test_the_dashboard_has_one_pulse_and_its_first_beat_only_learns_the_workers(
     assert stamp_of(answer) != first.group(1)
 
 
-def test_an_idle_pulse_is_204_with_one_query(ana, django_assert_num_queries):
+def test_an_idle_pulse_is_204_with_no_query(ana, django_assert_num_queries):
     client = client_for(ana)
     stamp = stamp_of(pulse(client))
     # The workers snapshot is fetched once, then cached (a loaded machine may first answer
@@ -161,9 +164,52 @@ def test_an_idle_pulse_is_204_with_one_query(ana, django_assert_num_queries):
     deadline = time.monotonic() + 10
     while (answer := pulse(client, stamp)).status_code != 204 and time.monotonic() < deadline:
         stamp = stamp_of(answer)
-    with django_assert_num_queries(1):  # the user
+    with django_assert_num_queries(0):  # the session and the viewer come from the cache
         answer = pulse(client, stamp)
     assert answer.status_code == 204 and answer.content == b""
+
+
+def settled_pulse(client) -> str:
+    """The stamp of a pulse that is answered 204 (the workers snapshot settled)."""
+    stamp = stamp_of(pulse(client))
+    deadline = time.monotonic() + 10
+    while (answer := pulse(client, stamp)).status_code != 204 and time.monotonic() < deadline:
+        stamp = stamp_of(answer)
+    assert answer.status_code == 204
+    return stamp
+
+
+def test_a_deactivated_viewer_is_no_longer_answered_by_an_idle_pulse(ana):
+    client = client_for(ana)
+    stamp = settled_pulse(client)
+    ana.is_active = False
+    ana.save()
+    answer = pulse(client, stamp)
+    assert answer.status_code == 302 and "/login/" in answer["Location"]
+
+
+def test_a_changed_password_ends_the_idle_pulses_of_the_old_session(ana):
+    client = client_for(ana)
+    stamp = settled_pulse(client)
+    ana.set_password("another secret 1234")
+    ana.save()
+    assert pulse(client, stamp).status_code == 302
+
+
+def test_a_viewer_changed_behind_the_orm_is_trusted_only_while_remembered(ana):
+    client = client_for(ana)
+    stamp = settled_pulse(client)
+    get_user_model().objects.filter(pk=ana.pk).update(is_active=False)  # no signal
+    assert pulse(client, stamp).status_code == 204  # unchanged, and nothing shown
+    cache.delete(polls.VIEWER_KEY.format(ana.pk))  # as when VIEWER_SECONDS have passed
+    assert pulse(client, stamp).status_code == 302
+
+
+def test_a_logged_out_session_gets_the_login_page_not_a_204(ana):
+    client = client_for(ana)
+    stamp = settled_pulse(client)
+    client.logout()
+    assert pulse(client, stamp).status_code == 302
 
 
 def test_a_change_makes_the_next_pulse_refresh_the_panels(ana):
