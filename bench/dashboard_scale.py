@@ -32,15 +32,19 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import psycopg
 import requests
 from psycopg import sql
+
+if TYPE_CHECKING:
+    from django.test import Client
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/taskboard_dashboard_bench"
@@ -350,8 +354,16 @@ def requests_to_time(owner: str) -> list[tuple[str, str, str, dict[str, str]]]:
     return found
 
 
-def queries_of(username: str, path: str, headers: dict[str, str]) -> tuple[int, int, int]:
-    """(queries, bytes, status) of one request, in this process on the same database."""
+def queries_of(
+    username: str,
+    path: str,
+    headers: dict[str, str],
+    *,
+    settle: Callable[[Client], dict[str, str]] | None = None,
+) -> tuple[int, int, int]:
+    """(queries, bytes, status) of one request, in this process on the same database, after
+    a warming one (first-request caches). `settle`, if given, warms the logged-in client
+    instead and returns the headers of the request measured (an idle poll's own stamp)."""
     from django.contrib.auth import get_user_model
     from django.db import connection
     from django.test import Client
@@ -359,31 +371,30 @@ def queries_of(username: str, path: str, headers: dict[str, str]) -> tuple[int, 
 
     client = Client()
     client.force_login(get_user_model().objects.get(username=username))
-    client.get(path, headers=headers)  # warm: first-request caches
+    if settle is None:
+        client.get(path, headers=headers)  # warm: first-request caches
+    else:
+        headers = settle(client)
     with CaptureQueriesContext(connection) as queries:
         response = client.get(path, headers=headers)
     return len(queries), len(response.content), response.status_code
 
 
-def idle_queries_of(username: str, path: str, element: str) -> tuple[int, int, int]:
-    """(queries, bytes, status) of an idle poll in this process: its own session's stamp
-    sent back (each viewer's stamp is its own), after the answer has settled."""
-    from django.contrib.auth import get_user_model
-    from django.db import connection
-    from django.test import Client
-    from django.test.utils import CaptureQueriesContext
+def settled_poll(path: str, element: str) -> Callable[[Client], dict[str, str]]:
+    """The settle step of an idle poll: poll until the answer is 204 (the first answers
+    render; the workers snapshot settles), each time sending back the client's own session's
+    stamp (each viewer's stamp is its own); the headers of the next, idle, poll."""
 
-    client = Client()
-    client.force_login(get_user_model().objects.get(username=username))
-    stamp = None
-    for _ in range(5):  # the first answers render; the workers snapshot settles
-        answer = client.get(path, headers=poll_headers(element, stamp))
-        if answer.status_code == 204:
-            break
-        stamp = stamp_in(answer.content)
-    with CaptureQueriesContext(connection) as queries:
-        response = client.get(path, headers=poll_headers(element, stamp))
-    return len(queries), len(response.content), response.status_code
+    def settle(client: Client) -> dict[str, str]:
+        stamp = None
+        for _ in range(5):
+            answer = client.get(path, headers=poll_headers(element, stamp))
+            if answer.status_code == 204:
+                break
+            stamp = stamp_in(answer.content)
+        return poll_headers(element, stamp)
+
+    return settle
 
 
 def time_one(session: requests.Session, url: str, headers: dict[str, str], n: int) -> list[float]:
@@ -446,7 +457,8 @@ def measure_idle_polls(base: str, n: int) -> list[Figure]:
         stamp = stamp_in(session.get(base + path, headers=poll_headers(element, None)).content)
         headers = poll_headers(element, stamp)
         times = time_one(session, base + path, headers, n)
-        queries, size, status = idle_queries_of("admin", path, element)
+        settle = settled_poll(path, element)
+        queries, size, status = queries_of("admin", path, headers, settle=settle)
         name = f"idle poll {element}"
         figures.append(Figure(name, statistics.median(times), p95(times), queries, size, status))
     return figures

@@ -5,20 +5,32 @@ search exist on PostgreSQL only. Other databases do as Django always does."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from django.db import migrations
+from django.db.migrations.operations.models import IndexOperation
+from django.db.migrations.state import ProjectState
+from django.db.models import Index
 
 
-class AddIndexConcurrentlyOnPostgres(migrations.AddIndex):
+class _IndexConcurrentlyOnPostgres(IndexOperation):
+    """AddIndex and RemoveIndex on PostgreSQL: each direction creates or drops the index
+    CONCURRENTLY (the forwards of one is the backwards of the other); elsewhere the plain
+    operation. The model and the index come from the state that has the index: the one the
+    operation goes to when it creates, the one it comes from when it drops."""
+
+    creates: ClassVar[bool]  # forwards creates the index (and backwards drops it), or the reverse
+    model_name: str
+
+    def index_in(self, state: ProjectState, app_label: str) -> Index:
+        raise NotImplementedError
+
     def database_forwards(
         self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any
     ) -> None:
         if schema_editor.connection.vendor != "postgresql":
             return super().database_forwards(app_label, schema_editor, from_state, to_state)
-        model = to_state.apps.get_model(app_label, self.model_name)
-        if self.allow_migrate_model(schema_editor.connection.alias, model):
-            schema_editor.add_index(model, self.index, concurrently=True)
+        self._concurrently(self.creates, app_label, schema_editor, from_state, to_state)
         return None
 
     def database_backwards(
@@ -26,34 +38,36 @@ class AddIndexConcurrentlyOnPostgres(migrations.AddIndex):
     ) -> None:
         if schema_editor.connection.vendor != "postgresql":
             return super().database_backwards(app_label, schema_editor, from_state, to_state)
-        model = from_state.apps.get_model(app_label, self.model_name)
-        if self.allow_migrate_model(schema_editor.connection.alias, model):
-            schema_editor.remove_index(model, self.index, concurrently=True)
+        self._concurrently(not self.creates, app_label, schema_editor, from_state, to_state)
         return None
 
-
-class RemoveIndexConcurrentlyOnPostgres(migrations.RemoveIndex):
-    def database_forwards(
-        self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any
+    def _concurrently(
+        self, create: bool, app_label: str, schema_editor: Any, from_state: Any, to_state: Any
     ) -> None:
-        if schema_editor.connection.vendor != "postgresql":
-            return super().database_forwards(app_label, schema_editor, from_state, to_state)
-        model = from_state.apps.get_model(app_label, self.model_name)
-        if self.allow_migrate_model(schema_editor.connection.alias, model):
-            index = from_state.models[app_label, self.model_name_lower].get_index_by_name(self.name)
-            schema_editor.remove_index(model, index, concurrently=True)
-        return None
-
-    def database_backwards(
-        self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any
-    ) -> None:
-        if schema_editor.connection.vendor != "postgresql":
-            return super().database_backwards(app_label, schema_editor, from_state, to_state)
-        model = to_state.apps.get_model(app_label, self.model_name)
-        if self.allow_migrate_model(schema_editor.connection.alias, model):
-            index = to_state.models[app_label, self.model_name_lower].get_index_by_name(self.name)
+        state = to_state if create else from_state
+        model = state.apps.get_model(app_label, self.model_name)
+        if not self.allow_migrate_model(schema_editor.connection.alias, model):
+            return
+        index = self.index_in(state, app_label)
+        if create:
             schema_editor.add_index(model, index, concurrently=True)
-        return None
+        else:
+            schema_editor.remove_index(model, index, concurrently=True)
+
+
+class AddIndexConcurrentlyOnPostgres(_IndexConcurrentlyOnPostgres, migrations.AddIndex):
+    creates = True
+
+    def index_in(self, state: ProjectState, app_label: str) -> Index:
+        return self.index
+
+
+class RemoveIndexConcurrentlyOnPostgres(_IndexConcurrentlyOnPostgres, migrations.RemoveIndex):
+    creates = False
+
+    def index_in(self, state: ProjectState, app_label: str) -> Index:
+        index: Index = state.models[app_label, self.model_name_lower].get_index_by_name(self.name)
+        return index
 
 
 def postgres_only_sql(forwards: str, backwards: str) -> migrations.RunPython:

@@ -15,34 +15,24 @@ login) cannot outlive that in a cache that kept its data through the outage.
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from typing import Any
 
 from django.conf import settings
 from django.contrib.sessions.backends import cached_db
 from django.core.cache import BaseCache, caches
 
+from taskboard.tracking.skipwindow import SkipWindow
+
 logger = logging.getLogger(__name__)
 
 CACHE_SECONDS = 300
 SKIP_AFTER_FAILURE_SECONDS = 5.0
 
-_skip_until = 0.0
-_lock = threading.Lock()
-
-
-def _skipping() -> bool:
-    return time.monotonic() < _skip_until
-
-
-def _failed(what: str) -> None:
-    global _skip_until
-    with _lock:
-        first = not _skipping()
-        _skip_until = time.monotonic() + SKIP_AFTER_FAILURE_SECONDS
-    if first:
-        logger.warning("taskboard: sessions fall back to the database (cache %s failed)", what)
+cache_window = SkipWindow(
+    SKIP_AFTER_FAILURE_SECONDS,
+    "taskboard: sessions fall back to the database (cache %s failed)",
+    logger=logger,
+)
 
 
 class SessionStore(cached_db.SessionStore):
@@ -58,11 +48,11 @@ class SessionStore(cached_db.SessionStore):
 
     def load(self) -> dict[str, Any]:
         data = None
-        if not _skipping():
+        if not cache_window.skipping():
             try:
                 data = self._shared.get(self.cache_key)
             except Exception:
-                _failed("read")
+                cache_window.failed("read")
         if data is not None:
             return dict(data)
         stored = self._get_session_from_db()  # type: ignore[attr-defined]  # (not in the stubs)
@@ -73,12 +63,12 @@ class SessionStore(cached_db.SessionStore):
         return dict(data)
 
     def exists(self, session_key: str) -> bool:
-        if session_key and not _skipping():
+        if session_key and not cache_window.skipping():
             try:
                 if (self.cache_key_prefix + session_key) in self._shared:
                     return True
             except Exception:
-                _failed("read")
+                cache_window.failed("read")
         return bool(super(cached_db.SessionStore, self).exists(session_key))
 
     def save(self, must_create: bool = False) -> None:
@@ -93,12 +83,12 @@ class SessionStore(cached_db.SessionStore):
         try:
             self._shared.delete(self.cache_key_prefix + key)
         except Exception:
-            _failed("delete")  # the copy expires within CACHE_SECONDS
+            cache_window.failed("delete")  # the copy expires within CACHE_SECONDS
 
     def _cache_set(self, data: Any, seconds: int) -> None:
-        if _skipping() or seconds <= 0:
+        if cache_window.skipping() or seconds <= 0:
             return
         try:
             self._shared.set(self.cache_key, data, seconds)
         except Exception:
-            _failed("write")
+            cache_window.failed("write")

@@ -72,9 +72,9 @@ def fresh_worker_cache(celery_on_test_redis: str) -> None:
 
     # A cache failure an earlier test caused (on purpose) switches this process to its own
     # store for a few seconds: no test starts inside that spell.
-    setattr(single_flight, "_shared_down_until", 0.0)  # noqa: B010
-    stamps._skip_until = 0.0
-    sessions._skip_until = 0.0
+    single_flight.cache_window.close()
+    stamps.cache_window.close()
+    sessions.cache_window.close()
     cache.delete_many([WORKERS_KEY, FLOWER_INFO_KEY, f"{WORKERS_KEY}:lock"])
     # Each test starts with a fresh launch-rate window (the suite launches as the same
     # users many times a minute; tests of the limit itself count from zero).

@@ -68,22 +68,22 @@ def unreachable_cache(settings):
 
 def test_with_the_cache_unreachable_sessions_fall_back_to_the_database(ana, unreachable_cache):
     client = Client()
-    sessions._skip_until = 0.0  # each step meets the refused cache, not the skip window
+    sessions.cache_window.close()  # each step meets the refused cache, not the skip window
     log_in(client, "ana")
-    sessions._skip_until = 0.0
+    sessions.cache_window.close()
     with CaptureQueriesContext(connection) as queries:
         assert client.get("/tasks/").status_code == 200
     assert session_reads(queries), "the session came from the database"
-    sessions._skip_until = 0.0
+    sessions.cache_window.close()
     assert client.post("/accounts/logout/").status_code == 302
-    sessions._skip_until = 0.0
+    sessions.cache_window.close()
     assert client.get("/tasks/").status_code == 302  # logged out
     assert not Session.objects.exists()
 
 
 def test_after_a_cache_failure_the_cache_is_skipped_for_a_while(ana, unreachable_cache):
     client = Client()
-    sessions._skip_until = 0.0
+    sessions.cache_window.close()
     log_in(client, "ana")
-    assert sessions._skipping(), "the refused cache started a skip window"
+    assert sessions.cache_window.skipping(), "the refused cache started a skip window"
     assert client.get("/tasks/").status_code == 200

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 import time
 import uuid
 
 from django.core.cache import cache
+
+from taskboard.tracking.skipwindow import SkipWindow
 
 logger = logging.getLogger(__name__)
 
@@ -32,31 +33,21 @@ BUCKET_SECONDS = 300
 SKIP_AFTER_FAILURE_SECONDS = 5.0
 HEADER = "X-Taskboard-Stamp"
 
-_skip_until = 0.0
-_lock = threading.Lock()
-
-
-def _skipping() -> bool:
-    return time.monotonic() < _skip_until
-
-
-def _failed(what: str) -> None:
-    global _skip_until
-    with _lock:
-        first = not _skipping()
-        _skip_until = time.monotonic() + SKIP_AFTER_FAILURE_SECONDS
-    if first:
-        logger.warning("taskboard: the change stamp could not be %s (cache unreachable)", what)
+cache_window = SkipWindow(
+    SKIP_AFTER_FAILURE_SECONDS,
+    "taskboard: the change stamp could not be %s (cache unreachable)",
+    logger=logger,
+)
 
 
 def stamp_bump() -> None:
     """Something shown on the dashboard changed. Never raises."""
-    if _skipping():
+    if cache_window.skipping():
         return
     try:
         cache.set(KEY, uuid.uuid4().hex[:12], timeout=None)
     except Exception:
-        _failed("bumped")
+        cache_window.failed("bumped")
 
 
 def on_execution_saved(sender: object, **kwargs: object) -> None:
@@ -67,7 +58,7 @@ def stamp_current(*, now: float | None = None, spread: str = "") -> str | None:
     """The stamp of what a render now shows (the record's version and the time bucket); None
     when the cache cannot say, and then no poll is answered 204. spread (a viewer's session
     key, say) shifts when that viewer's buckets turn."""
-    if _skipping():
+    if cache_window.skipping():
         return None
     try:
         version = cache.get(KEY)
@@ -76,7 +67,7 @@ def stamp_current(*, now: float | None = None, spread: str = "") -> str | None:
             if not cache.add(KEY, version, timeout=None):
                 version = cache.get(KEY)
     except Exception:
-        _failed("read")
+        cache_window.failed("read")
         return None
     if version is None:
         return None

@@ -65,7 +65,7 @@ def test_a_cache_that_is_down_costs_one_fetch_per_process_and_interval(settings,
             "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
         }
     }
-    monkeypatch.setattr(flight, "_shared_down_until", 0.0)
+    flight.cache_window.close()
     monkeypatch.setattr(flight, "_local", flight._LocalStore())
     calls, fetch = counting()
     started = time.monotonic()
@@ -78,7 +78,7 @@ def test_a_cache_that_is_down_costs_one_fetch_per_process_and_interval(settings,
 
 
 def test_once_per_opens_once_per_interval_shared_or_local(settings, monkeypatch):
-    monkeypatch.setattr(flight, "_shared_down_until", 0.0)
+    flight.cache_window.close()
     monkeypatch.setattr(flight, "_local", flight._LocalStore())
     caches[conf.CACHE_ALIAS].delete("tbtest:gate")
     assert [flight.once_per("tbtest:gate", 30) for _ in range(3)] == [True, False, False]

@@ -26,6 +26,7 @@ from typing import Any, Protocol, TypeVar
 from django.core.cache import caches
 
 from taskboard.conf import conf
+from taskboard.tracking.skipwindow import SkipWindow
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +80,11 @@ class _LocalStore:
 
 
 _local = _LocalStore()
-_shared_down_until = 0.0
+cache_window = SkipWindow(
+    SHARED_DOWN_SECONDS,
+    "taskboard: the shared cache failed (%s); using this process's",
+    logger=logger,
+)
 
 
 class _CacheDown(Exception):
@@ -93,12 +98,10 @@ class _Shared:
         self.cache = caches[conf.CACHE_ALIAS]
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        global _shared_down_until
         try:
             return getattr(self.cache, method)(*args, **kwargs)
         except Exception as exc:
-            _shared_down_until = time.monotonic() + SHARED_DOWN_SECONDS
-            logger.warning("taskboard: the shared cache failed (%s); using this process's", exc)
+            cache_window.failed(exc)
             raise _CacheDown from exc
 
     def get(self, key: str) -> Any:
@@ -118,7 +121,7 @@ def once_per(key: str, seconds: int) -> bool:
     """True for the first caller within `seconds` across every web process (a cache.add
     gate); while the shared cache is down, within this process (its memory), so the gate
     costs at most one cache timeout per SHARED_DOWN_SECONDS and still opens."""
-    if time.monotonic() >= _shared_down_until:
+    if not cache_window.skipping():
         try:
             return _Shared().add(key, "1", seconds)
         except _CacheDown:
@@ -130,7 +133,7 @@ def peek(key: str) -> Any:
     """The value single_flight last stored under key, however old, or None: never a fetch,
     never a wait (a failing shared cache: this process's copy, if any)."""
     entry = None
-    if time.monotonic() >= _shared_down_until:
+    if not cache_window.skipping():
         with suppress(_CacheDown):
             entry = _Shared().get(key)
     if entry is None:
@@ -151,7 +154,7 @@ def single_flight(
     previous value, or wait at most `wait` s for the first one and then get `unavailable()`.
     `budget`: the longest one fetch may take; it bounds how long the lock is held by a
     fetcher that died."""
-    if time.monotonic() >= _shared_down_until:
+    if not cache_window.skipping():
         shared = _Shared()
         try:
             return _flight(shared, key, fetch, fresh_for, budget, unavailable, wait)
