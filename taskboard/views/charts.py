@@ -1,11 +1,22 @@
 """Server-side charts: coordinates computed here, drawn as inline SVG by a template
-(templates/taskboard/module.html), coloured by classes in static/taskboard/charts.css."""
+(templates/taskboard/module.html), coloured by classes in static/taskboard/charts.css.
+
+But for the outcomes chart's bars, whose markup is written here (bar_markup): 24 bars with a
+localised tooltip each were half of the module page's render time in the template engine
+(two blocktranslates, dates and a dozen filtered variables per bar; measured at 1M rows),
+and format_html writes them in a fraction of it."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+
+from django.utils import timezone
+from django.utils.formats import date_format, localize, time_format
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext, ngettext
 
 from taskboard.selectors.stats import DayDurations, HourOutcomes
 
@@ -98,9 +109,62 @@ class OutcomesChart:
     ticks: list[Tick]
     y_max: float
 
+    @property
+    def bars_markup(self) -> SafeString:
+        return mark_safe("".join(bar_markup(bar, self.plot) for bar in self.bars))  # noqa: S308
+
 
 OUTCOME_KINDS = ("succeeded", "failed", "other")
 LABEL_EVERY_HOURS = 6
+
+
+def bar_markup(bar: Bar, plot: Plot) -> SafeString:
+    """One hour's bar as SVG: its group (data attributes, a tooltip, a transparent rectangle
+    to hover, a rectangle per outcome) and, every LABEL_EVERY_HOURS, its time under the
+    axis. In the viewer's language and time zone, as the template's filters would."""
+    hour = bar.hour
+    start = timezone.localtime(hour.start)
+    tasks = ngettext("%(total)s task", "%(total)s tasks", hour.total) % {
+        "total": localize(hour.total)
+    }
+    outcomes = gettext("%(succeeded)s succeeded, %(failed)s failed or lost, %(other)s other") % {
+        "succeeded": localize(hour.succeeded),
+        "failed": localize(hour.failed),
+        "other": localize(hour.other),
+    }
+    x, width = f"{bar.x:.1f}", f"{bar.width:.1f}"  # format_html escapes to text first
+    segments = format_html_join(
+        "",
+        '<rect class="segment {}" data-value="{}" x="{}" y="{}" width="{}" height="{}"/>',
+        ((s.kind, s.value, x, f"{s.y:.1f}", width, f"{s.height:.1f}") for s in bar.segments),
+    )
+    group = format_html(
+        '<g class="bar" data-hour="{}" data-succeeded="{}" data-failed="{}" data-other="{}">'
+        "<title>{}: {} ({})</title>"
+        '<rect class="hit" x="{}" y="{}" width="{}" height="{}" fill="none"'
+        ' pointer-events="all"/>{}</g>',
+        start.isoformat(),
+        hour.succeeded,
+        hour.failed,
+        hour.other,
+        date_format(start, "SHORT_DATETIME_FORMAT"),
+        tasks,
+        outcomes,
+        x,
+        plot.top,
+        width,
+        plot.inner_height,
+        segments,
+    )
+    if not bar.labelled:
+        return group
+    label = format_html(
+        '<text class="label" x="{}" y="{}" text-anchor="middle">{}</text>',
+        f"{bar.center:.1f}",
+        plot.label_y,
+        time_format(start, "H:i"),
+    )
+    return mark_safe(group + label)  # noqa: S308  (both escaped by format_html)
 
 
 def outcomes_chart(hours: Sequence[HourOutcomes], plot: Plot | None = None) -> OutcomesChart | None:
