@@ -33,7 +33,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -235,14 +235,16 @@ def free_port() -> int:
 STATIC_ROOT = REPO_ROOT / "var" / "bench-static"
 
 
-def serve(url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+def serve(url: str, port: int, log: Path, *, conn_max_age: int = 0) -> subprocess.Popen[bytes]:
+    """gunicorn as compose runs it; conn_max_age 0 (a fresh connection per request, the
+    worst honest case) unless asked for settings' default (60: kept)."""
     env = {
         **os.environ,
         "DATABASE_URL": url,
         "DEBUG": "0",
         "SECRET_KEY": "bench-" + "x" * 50,
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "CONN_MAX_AGE": "0",  # a fresh connection per request: the worst honest case
+        "CONN_MAX_AGE": str(conn_max_age),
         "SECURE_SSL_REDIRECT": "0",
         "SESSION_COOKIE_SECURE": "0",
         "CSRF_COOKIE_SECURE": "0",
@@ -316,10 +318,12 @@ def logged_in(base: str, username: str) -> requests.Session:
 class Figure:
     name: str
     p50: float
-    p95: float
+    p95: float  # through gunicorn, a fresh connection per request
     queries: int
     size: int
     status: int
+    server: float  # p95 in this process: Django's own time, no HTTP, a kept connection
+    kept: float = float("nan")  # p95 through gunicorn with connections kept (CONN_MAX_AGE=60)
 
 
 HX = {"HX-Request": "true"}
@@ -360,10 +364,11 @@ def queries_of(
     headers: dict[str, str],
     *,
     settle: Callable[[Client], dict[str, str]] | None = None,
-) -> tuple[int, int, int]:
-    """(queries, bytes, status) of one request, in this process on the same database, after
-    a warming one (first-request caches). `settle`, if given, warms the logged-in client
-    instead and returns the headers of the request measured (an idle poll's own stamp)."""
+) -> tuple[int, int, int, float]:
+    """(queries, bytes, status, server p95 ms) of one request, in this process on the same
+    database, after a warming one (first-request caches); the p95 of SERVER_TIMED more (the
+    app's own time, without HTTP). `settle`, if given, warms the logged-in client instead
+    and returns the headers of the request measured (an idle poll's own stamp)."""
     from django.contrib.auth import get_user_model
     from django.db import connection
     from django.test import Client
@@ -377,7 +382,16 @@ def queries_of(
         headers = settle(client)
     with CaptureQueriesContext(connection) as queries:
         response = client.get(path, headers=headers)
-    return len(queries), len(response.content), response.status_code
+    made = len(queries)  # now: the log it reads is a ring the timed requests below move
+    times = []
+    for _ in range(SERVER_TIMED):
+        began = time.perf_counter()
+        client.get(path, headers=headers)
+        times.append((time.perf_counter() - began) * 1000)
+    return made, len(response.content), response.status_code, p95(times)
+
+
+SERVER_TIMED = 10
 
 
 def settled_poll(path: str, element: str) -> Callable[[Client], dict[str, str]]:
@@ -418,9 +432,26 @@ def measure(base: str, owner: str, n: int) -> list[Figure]:
     figures = []
     for name, user, path, headers in requests_to_time(owner):
         times = time_one(sessions[user], base + path, headers, n)
-        queries, size, status = queries_of(user, path, headers)
-        figures.append(Figure(name, statistics.median(times), p95(times), queries, size, status))
+        queries, size, status, server = queries_of(user, path, headers)
+        figures.append(
+            Figure(name, statistics.median(times), p95(times), queries, size, status, server)
+        )
     return figures
+
+
+def p95_through(base: str, owner: str, n: int) -> list[float]:
+    """The p95 of each request measure() times and of each idle poll, HTTP only (another
+    server: the same requests with connections kept)."""
+    sessions = {"admin": logged_in(base, "admin"), owner: logged_in(base, owner)}
+    seen = [
+        p95(time_one(sessions[user], base + path, headers, n))
+        for _, user, path, headers in requests_to_time(owner)
+    ]
+    for path, element in [PULSE, *DASHBOARD_POLLS[:3]]:
+        session = sessions["admin"]
+        stamp = stamp_in(session.get(base + path, headers=poll_headers(element, None)).content)
+        seen.append(p95(time_one(session, base + path, poll_headers(element, stamp), n)))
+    return seen
 
 
 # What an open dashboard polls every 5 s: (path, the element whose poll it is). The first
@@ -458,9 +489,11 @@ def measure_idle_polls(base: str, n: int) -> list[Figure]:
         headers = poll_headers(element, stamp)
         times = time_one(session, base + path, headers, n)
         settle = settled_poll(path, element)
-        queries, size, status = queries_of("admin", path, headers, settle=settle)
+        queries, size, status, server = queries_of("admin", path, headers, settle=settle)
         name = f"idle poll {element}"
-        figures.append(Figure(name, statistics.median(times), p95(times), queries, size, status))
+        figures.append(
+            Figure(name, statistics.median(times), p95(times), queries, size, status, server)
+        )
     return figures
 
 
@@ -521,9 +554,17 @@ def load_step(base: str, dashboards: int, seconds: float = 20.0) -> tuple[float,
 
 def print_table(rows: int, figures: list[Figure]) -> None:
     print(f"\n  {rows:,} rows")
-    print(f"  {'request':34} {'p50 ms':>8} {'p95 ms':>8} {'queries':>8} {'bytes':>8} {'status':>6}")
+    print("  (ms; p95 through gunicorn with a fresh connection per request, then with connections")
+    print("  kept as settings do by default, then of the app alone in this process)")
+    print(
+        f"  {'request':34} {'p50':>7} {'p95':>7} {'kept':>7} {'server':>7}"
+        f" {'queries':>7} {'bytes':>7} {'status':>6}"
+    )
     for f in figures:
-        print(f"  {f.name:34} {f.p50:8.1f} {f.p95:8.1f} {f.queries:8d} {f.size:8d} {f.status:6d}")
+        print(
+            f"  {f.name:34} {f.p50:7.1f} {f.p95:7.1f} {f.kept:7.1f} {f.server:7.1f}"
+            f" {f.queries:7d} {f.size:7d} {f.status:6d}"
+        )
 
 
 def main() -> None:
@@ -559,6 +600,12 @@ def main() -> None:
         base = f"http://127.0.0.1:{port}"
         results[n] = measure(base, users["owner"].username, args.requests)
         results[n] += measure_idle_polls(base, args.requests)
+        kept_port = free_port()
+        kept_server = serve(args.database_url, kept_port, log, conn_max_age=60)
+        kept = p95_through(f"http://127.0.0.1:{kept_port}", users["owner"].username, args.requests)
+        os.killpg(kept_server.pid, signal.SIGTERM)
+        kept_server.wait(10)
+        results[n] = [replace(f, kept=k) for f, k in zip(results[n], kept, strict=True)]
         print_table(n, results[n])
         if args.load:
             for dashboards in (100, 250, 500, 750, 1000):
@@ -575,9 +622,12 @@ def main() -> None:
         connections.close_all()
     if len(sizes) > 1:
         small, large = results[sizes[0]], results[sizes[-1]]
-        print(f"\n  p95 ratio {sizes[-1]:,} ÷ {sizes[0]:,}")
+        print(f"\n  p95 ratio {sizes[-1]:,} ÷ {sizes[0]:,} (fresh connections, kept, server)")
         for a, b in zip(small, large, strict=True):
-            print(f"  {a.name:34} {b.p95 / a.p95:6.2f}")
+            print(
+                f"  {a.name:34} {b.p95 / a.p95:6.2f} {b.kept / a.kept:6.2f}"
+                f" {b.server / a.server:6.2f}"
+            )
 
 
 if __name__ == "__main__":
