@@ -1,5 +1,7 @@
 """Alert evaluation: measure each enabled rule, fire or resolve its alert (once each), and
 notify its recipients on its channels; and the sending of one delivery (e-mail, webhook).
+The open alert of a rule that was disabled resolves on the next evaluation (nothing
+measures that rule any more).
 
 An alert fires on the first evaluation its condition holds at, and resolves once the
 condition has not held for a whole window (hysteresis: a rate hovering at the threshold
@@ -118,10 +120,15 @@ def alerts_evaluate(*, now: datetime | None = None) -> Evaluation | None:
 def _evaluate(now: datetime) -> Evaluation:
     result = Evaluation()
     rules = list(AlertRule.objects.filter(enabled=True))
-    if not rules:
+    open_alerts = {
+        a.rule_id: a for a in Alert.objects.filter(resolved_at__isnull=True).select_related("rule")
+    }
+    if not rules and not open_alerts:
         return result
-    open_alerts = {a.rule_id: a for a in Alert.objects.filter(resolved_at__isnull=True)}
     silences = silences_active(now=now)
+    for alert in open_alerts.values():
+        if not alert.rule.enabled:
+            _resolve_disabled(alert, now, silences=silences, result=result)
     measured: list[int] = []
     for rule in rules:
         measurement = measure(rule, now)
@@ -138,6 +145,19 @@ def _evaluate(now: datetime) -> Evaluation:
     AlertRule.objects.filter(pk__in=measured).update(last_evaluated_at=now)
     result.evaluated = len(measured)
     return result
+
+
+def _resolve_disabled(
+    alert: Alert, now: datetime, *, silences: list[AlertSilence], result: Evaluation
+) -> None:
+    """A disabled rule is no longer measured, so nothing else would ever resolve its open
+    alert: it resolves now, and its recipients hear so once (unless silenced), with the
+    reason in the message. Only while the rule is still disabled (re-enabled meanwhile, it
+    is judged again as usual)."""
+    rule = alert.rule
+    silenced = silenced_until(silences=silences, rule_id=rule.pk, now=now) is not None
+    if alert_resolve(alert=alert, rule=rule, now=now, silenced=silenced, only_if_disabled=True):
+        result.resolved.append(rule.name)
 
 
 def measure(rule: AlertRule, now: datetime) -> Measurement:
@@ -208,13 +228,22 @@ def alert_fire(*, rule: AlertRule, value: float | None, now: datetime, silenced:
     return alert
 
 
-def alert_resolve(*, alert: Alert, rule: AlertRule, now: datetime, silenced: bool) -> bool:
+def alert_resolve(
+    *,
+    alert: Alert,
+    rule: AlertRule,
+    now: datetime,
+    silenced: bool,
+    only_if_disabled: bool = False,
+) -> bool:
     """Resolve an open alert once (a conditional UPDATE); notify unless silenced now or
-    silenced when it fired (nobody heard it fire)."""
+    silenced when it fired (nobody heard it fire). only_if_disabled: only while its rule is
+    disabled (checked in the same UPDATE, so an admin re-enabling it meanwhile wins)."""
     with transaction.atomic():
-        updated = Alert.objects.filter(pk=alert.pk, resolved_at__isnull=True).update(
-            resolved_at=now
-        )
+        still_open = Alert.objects.filter(pk=alert.pk, resolved_at__isnull=True)
+        if only_if_disabled:
+            still_open = still_open.filter(rule__enabled=False)
+        updated = still_open.update(resolved_at=now)
         if not updated:
             return False
         alert.resolved_at = now
@@ -331,6 +360,10 @@ def alert_text(*, rule: AlertRule, transition: str, value: float | None) -> str:
     """One line for the bell, the e-mail's subject and the webhook's text."""
     seen = value_text(kind=rule.kind, value=value)
     if transition == AlertTransition.RESOLVED:
+        if not rule.enabled:
+            # Said from the rule as it is when the message is written (the alert keeps no
+            # reason): an alert resolves while its rule is enabled only by the condition.
+            return _("Alert «%(rule)s» resolved: its rule was disabled") % {"rule": rule.name}
         return _("Alert «%(rule)s» resolved") % {"rule": rule.name}
     if seen:
         return _("Alert «%(rule)s» fired: %(value)s") % {"rule": rule.name, "value": seen}
@@ -408,6 +441,7 @@ def webhook_body(delivery: AlertDelivery) -> dict[str, Any]:
         "value": value,
         "fired_at": alert.fired_at.isoformat(),
         "resolved_at": alert.resolved_at.isoformat() if alert.resolved_at else None,
+        "rule_enabled": rule.enabled,
         "text": text,
         "url": alerts_page_url(),
     }

@@ -18,7 +18,7 @@ import pytest
 from django.conf import settings as project_settings
 from django.contrib.auth.models import Group
 from django.db import connection
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from sgm.celery import app as celery_app
 from taskboard.models import (
@@ -28,6 +28,7 @@ from taskboard.models import (
     AlertRule,
     AlertSeverity,
     AlertSilence,
+    AlertTransition,
     TaskExecution,
     TaskNotification,
     TaskState,
@@ -41,6 +42,8 @@ from taskboard.services.alerts import (
     Evaluation,
     WebhookRefused,
     alert_delivery_send,
+    alert_resolve,
+    alert_text,
     alerts_evaluate,
     evaluation_lock,
 )
@@ -512,6 +515,99 @@ def test_a_silenced_rule_records_but_notifies_nobody(alerts_worker, webhook):
     assert len(bells(rule.name)) == 1
     [body] = wait_until(webhook.received, TIMEOUT)
     assert body["status"] == "firing"
+
+
+# --- A rule disabled or deleted while its alert fires ---------------------------------------
+
+
+def test_disabling_a_rule_resolves_its_open_alert_once(alerts_worker, webhook):
+    """Nothing measures a disabled rule, so nothing else would resolve its alert: the next
+    evaluation does, long before a window has passed, and says so once on every channel."""
+    rule = staff_rule(
+        name="Perdidas (apagada)",
+        kind=AlertKind.LOST,
+        window=3600,
+        notify_webhook=True,
+        webhook_url=webhook.url,
+    )
+    make_lost_task()
+    now = database_now()
+    assert evaluate(now=now).fired == [rule.name]
+    wait_until(lambda: len(webhook.received()) == 1, TIMEOUT)
+
+    rule = AlertRule.objects.get(pk=rule.pk)  # what the admin's form loads and saves
+    rule.enabled = False
+    rule.save()
+    assert evaluate(now=now + timedelta(seconds=1)).resolved == [rule.name]
+    assert evaluate(now=now + timedelta(seconds=2)).resolved == []
+    assert transitions(rule) == [(True, False)]
+    assert Alert.objects.get(rule=rule).resolved_at == now + timedelta(seconds=1)
+
+    both = wait_until(lambda: len(webhook.received()) == 2 and webhook.received(), TIMEOUT)
+    assert [body["status"] for body in both] == ["firing", "resolved"]
+    assert both[0]["rule_enabled"] is True and both[1]["rule_enabled"] is False
+    with translation.override(project_settings.LANGUAGE_CODE):  # the worker's language
+        said = alert_text(rule=rule, transition=AlertTransition.RESOLVED, value=None)
+    assert both[1]["text"] == said and rule.name in said
+    assert sorted(level for _, level in bells(rule.name)) == ["success", "warning"]
+    resolved_bell = TaskNotification.objects.get(execution=None, level="success")
+    assert resolved_bell.message == alert_text(
+        rule=rule, transition=AlertTransition.RESOLVED, value=None
+    )
+    wait_until(lambda: not AlertDelivery.objects.filter(sent_at=None).exists(), TIMEOUT)
+    assert AlertDelivery.objects.count() == 2
+
+    # Enabled again while the condition holds: it fires anew, as any rule would.
+    rule = AlertRule.objects.get(pk=rule.pk)
+    rule.enabled = True
+    rule.save()
+    make_lost_task(now + timedelta(seconds=3))
+    assert evaluate(now=now + timedelta(seconds=4)).fired == [rule.name]
+    assert transitions(rule) == [(True, False), (False, False)]
+
+
+def test_a_disabled_rules_alert_says_why_it_resolved(db):
+    rule = AlertRule.objects.create(name="Perdidas", kind=AlertKind.LOST, enabled=False)
+    with translation.override("en"):
+        said = alert_text(rule=rule, transition=AlertTransition.RESOLVED, value=None)
+        rule.enabled = True
+        plain = alert_text(rule=rule, transition=AlertTransition.RESOLVED, value=None)
+    assert said == "Alert «Perdidas» resolved: its rule was disabled"
+    assert plain == "Alert «Perdidas» resolved"
+
+
+def test_a_disabled_rule_that_fired_silenced_resolves_silently(db):
+    rule = AlertRule.objects.create(name="Perdidas calladas", kind=AlertKind.LOST)
+    rule.users.add(make_user("ops-callada", staff=True))
+    alert = Alert.objects.create(rule=rule, value=1, silenced=True)
+    AlertRule.objects.filter(pk=rule.pk).update(enabled=False)
+    # The only open alert, of the only rule, which is disabled: still evaluated.
+    assert evaluate().resolved == [rule.name]
+    alert.refresh_from_db()
+    assert alert.resolved_at is not None
+    assert bells(rule.name) == [] and not AlertDelivery.objects.exists()
+
+
+def test_re_enabled_meanwhile_the_alert_stays_open(db):
+    """The evaluation read the rule disabled; an admin enables it again before it resolves
+    the alert: the UPDATE's own condition keeps the alert open (the rule is judged anew)."""
+    rule = AlertRule.objects.create(name="Perdidas", kind=AlertKind.LOST)
+    alert = Alert.objects.create(rule=rule, value=1)
+    now = database_now()
+    assert not alert_resolve(alert=alert, rule=rule, now=now, silenced=False, only_if_disabled=True)
+    assert Alert.objects.get(pk=alert.pk).resolved_at is None
+
+
+def test_deleting_a_rule_leaves_no_alert_firing(db):
+    """Its alerts (and their deliveries) go with it: nothing is left firing, nothing is sent."""
+    rule = AlertRule.objects.create(name="Perdidas", kind=AlertKind.LOST)
+    alert = Alert.objects.create(rule=rule, value=1)
+    AlertDelivery.objects.create(
+        alert=alert, transition="fired", channel="webhook", recipient="http://127.0.0.1:9/"
+    )
+    rule.delete()
+    assert not Alert.objects.exists() and not AlertDelivery.objects.exists()
+    assert evaluate().resolved == []
 
 
 # --- The periodic task and its lock ---------------------------------------------------------
