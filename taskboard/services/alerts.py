@@ -8,6 +8,8 @@ condition has not held for a whole window (hysteresis: a rate hovering at the th
 is one alert, not a storm). One evaluation at a time (a lock); each transition is written
 once (a unique open alert per rule, a conditional UPDATE to resolve), and its deliveries
 are unique per channel and recipient, so a retry never sends twice what went out.
+A delivery the broker refused when its alert fired is handed over by a later evaluation,
+once (a conditional UPDATE claims it before each hand-over).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -65,6 +67,11 @@ ALERTS_QUEUE = "taskboard-alerts"
 LOCK_KEY = "taskboard:alerts:evaluating"
 # pg_try_advisory_lock's key: any constant of taskboard's own ("tbalert" in ASCII).
 ADVISORY_LOCK_ID = 0x7462616C657274
+# A delivery not handed to the broker this long after it was written is stranded (its
+# transition's own hand-over, right after the commit, had its chance); at most this many
+# per evaluation, so a long outage's backlog drains over a few evaluations, not one long one.
+REQUEUE_AFTER = timedelta(seconds=30)
+REQUEUE_BATCH = 100
 
 
 @dataclass
@@ -75,6 +82,7 @@ class Evaluation:
     fired: list[str] = field(default_factory=list)
     resolved: list[str] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)
+    requeued: int = 0  # stranded deliveries handed to the broker
 
 
 # --- The lock ------------------------------------------------------------------------------
@@ -118,7 +126,7 @@ def alerts_evaluate(*, now: datetime | None = None) -> Evaluation | None:
 
 
 def _evaluate(now: datetime) -> Evaluation:
-    result = Evaluation()
+    result = Evaluation(requeued=alert_deliveries_requeue(now=now))
     rules = list(AlertRule.objects.filter(enabled=True))
     open_alerts = {
         a.rule_id: a for a in Alert.objects.filter(resolved_at__isnull=True).select_related("rule")
@@ -318,15 +326,54 @@ def alert_notify(*, alert: Alert, rule: AlertRule, transition: str) -> None:
     transaction.on_commit(lambda: _enqueue_deliveries(pending))
 
 
-def _enqueue_deliveries(delivery_ids: list[int]) -> None:
+def _enqueue_deliveries(delivery_ids: list[int]) -> int:
+    """Hand each delivery to the broker once: claimed first by a conditional UPDATE (its
+    transition's hand-over right after the commit and a later evaluation's requeue may
+    reach for the same one; only one gets it), released when the broker refuses it. How
+    many were handed over."""
     from celery import current_app
 
+    handed = 0
     for delivery_id in delivery_ids:
+        claimed_at = timezone.now()
+        unclaimed = AlertDelivery.objects.filter(
+            pk=delivery_id, sent_at__isnull=True, enqueued_at__isnull=True
+        )
+        if not unclaimed.update(enqueued_at=claimed_at):
+            continue  # sent, or handed over by someone else
         try:
             current_app.send_task(DELIVER_TASK, args=(delivery_id,), queue=ALERTS_QUEUE)
         except Exception:
-            # Recorded unsent (sent_at empty, attempts 0): visible in the admin.
+            AlertDelivery.objects.filter(pk=delivery_id, enqueued_at=claimed_at).update(
+                enqueued_at=None
+            )
+            # The others would wait as long for the same answer: they stay unclaimed, and
+            # the next evaluation hands them over (alert_deliveries_requeue).
             logger.exception("taskboard: alert delivery %s could not be enqueued", delivery_id)
+            break
+        handed += 1
+    return handed
+
+
+def alert_deliveries_requeue(
+    *, now: datetime, older_than: timedelta = REQUEUE_AFTER, limit: int = REQUEUE_BATCH
+) -> int:
+    """Hand to the broker the deliveries never handed over (the broker was down when their
+    alert fired, or the process died before the hand-over), oldest first, at most `limit`;
+    how many went. One handed over before is left alone: its task is queued, running, or
+    retrying with backoff (or gave up, and says why in the admin)."""
+    stranded = list(
+        AlertDelivery.objects.filter(
+            sent_at__isnull=True, enqueued_at__isnull=True, created_at__lt=now - older_than
+        )
+        .order_by("created_at", "pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+    if not stranded:
+        return 0
+    handed = _enqueue_deliveries(stranded)
+    logger.info("taskboard: %d of %d stranded alert deliveries enqueued", handed, len(stranded))
+    return handed
 
 
 def alert_value(alert: Alert, transition: str) -> float | None:
