@@ -217,7 +217,15 @@ class AlertSilenceAdmin(admin.ModelAdmin[AlertSilence]):
 
 @admin.register(AlertDelivery)
 class AlertDeliveryAdmin(admin.ModelAdmin[AlertDelivery]):
-    list_display = ["alert", "transition", "channel", "recipient", "sent_at", "attempts"]
+    list_display = [
+        "alert",
+        "transition",
+        "channel",
+        "recipient",
+        "enqueued_at",
+        "sent_at",
+        "attempts",
+    ]
     list_filter = ["channel", "transition"]
     list_select_related = ["alert__rule"]
     readonly_fields = [

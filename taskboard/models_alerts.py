@@ -267,7 +267,11 @@ class AlertChannel(models.TextChoices):
 class AlertDelivery(models.Model):
     """One message to send for one transition of an alert, on one channel, to one
     recipient (an e-mail address, or the webhook's URL). Unique, so a transition is sent
-    once however often its sending is retried; sent_at says it went out."""
+    once however often its sending is retried; sent_at says it went out.
+
+    enqueued_at says it was handed to the broker (claimed by a conditional UPDATE before
+    the hand-over, cleared again when the broker refused it): one never handed over is
+    stranded, and the next evaluation hands it over (once)."""
 
     alert = models.ForeignKey(
         Alert, verbose_name=_("alert"), on_delete=models.CASCADE, related_name="deliveries"
@@ -276,6 +280,7 @@ class AlertDelivery(models.Model):
     channel = models.CharField(_("channel"), max_length=16, choices=AlertChannel.choices)
     recipient = models.CharField(_("recipient"), max_length=500)
     created_at = models.DateTimeField(_("created"), default=timezone.now)
+    enqueued_at = models.DateTimeField(_("handed to the queue"), null=True, blank=True)
     sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
     attempts = models.PositiveIntegerField(_("attempts"), default=0)
     last_error = models.CharField(_("last error"), max_length=500, blank=True)
@@ -284,6 +289,15 @@ class AlertDelivery(models.Model):
         ordering = ["-created_at", "-id"]
         verbose_name = _("alert delivery")
         verbose_name_plural = _("alert deliveries")
+        indexes = [
+            # The stranded ones, which every evaluation looks for: a handful of rows at most,
+            # however long the table grows.
+            models.Index(
+                fields=["created_at"],
+                condition=Q(sent_at__isnull=True, enqueued_at__isnull=True),
+                name="tb_delivery_stranded",
+            ),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["alert", "transition", "channel", "recipient"],

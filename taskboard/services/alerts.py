@@ -1,11 +1,15 @@
 """Alert evaluation: measure each enabled rule, fire or resolve its alert (once each), and
 notify its recipients on its channels; and the sending of one delivery (e-mail, webhook).
+The open alert of a rule that was disabled resolves on the next evaluation (nothing
+measures that rule any more).
 
 An alert fires on the first evaluation its condition holds at, and resolves once the
 condition has not held for a whole window (hysteresis: a rate hovering at the threshold
 is one alert, not a storm). One evaluation at a time (a lock); each transition is written
 once (a unique open alert per rule, a conditional UPDATE to resolve), and its deliveries
 are unique per channel and recipient, so a retry never sends twice what went out.
+A delivery the broker refused when its alert fired is handed over by a later evaluation,
+once (a conditional UPDATE claims it before each hand-over).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -63,6 +67,11 @@ ALERTS_QUEUE = "taskboard-alerts"
 LOCK_KEY = "taskboard:alerts:evaluating"
 # pg_try_advisory_lock's key: any constant of taskboard's own ("tbalert" in ASCII).
 ADVISORY_LOCK_ID = 0x7462616C657274
+# A delivery not handed to the broker this long after it was written is stranded (its
+# transition's own hand-over, right after the commit, had its chance); at most this many
+# per evaluation, so a long outage's backlog drains over a few evaluations, not one long one.
+REQUEUE_AFTER = timedelta(seconds=30)
+REQUEUE_BATCH = 100
 
 
 @dataclass
@@ -73,6 +82,7 @@ class Evaluation:
     fired: list[str] = field(default_factory=list)
     resolved: list[str] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)
+    requeued: int = 0  # stranded deliveries handed to the broker
 
 
 # --- The lock ------------------------------------------------------------------------------
@@ -116,12 +126,17 @@ def alerts_evaluate(*, now: datetime | None = None) -> Evaluation | None:
 
 
 def _evaluate(now: datetime) -> Evaluation:
-    result = Evaluation()
+    result = Evaluation(requeued=alert_deliveries_requeue(now=now))
     rules = list(AlertRule.objects.filter(enabled=True))
-    if not rules:
+    open_alerts = {
+        a.rule_id: a for a in Alert.objects.filter(resolved_at__isnull=True).select_related("rule")
+    }
+    if not rules and not open_alerts:
         return result
-    open_alerts = {a.rule_id: a for a in Alert.objects.filter(resolved_at__isnull=True)}
     silences = silences_active(now=now)
+    for alert in open_alerts.values():
+        if not alert.rule.enabled:
+            _resolve_disabled(alert, now, silences=silences, result=result)
     measured: list[int] = []
     for rule in rules:
         measurement = measure(rule, now)
@@ -138,6 +153,19 @@ def _evaluate(now: datetime) -> Evaluation:
     AlertRule.objects.filter(pk__in=measured).update(last_evaluated_at=now)
     result.evaluated = len(measured)
     return result
+
+
+def _resolve_disabled(
+    alert: Alert, now: datetime, *, silences: list[AlertSilence], result: Evaluation
+) -> None:
+    """A disabled rule is no longer measured, so nothing else would ever resolve its open
+    alert: it resolves now, and its recipients hear so once (unless silenced), with the
+    reason in the message. Only while the rule is still disabled (re-enabled meanwhile, it
+    is judged again as usual)."""
+    rule = alert.rule
+    silenced = silenced_until(silences=silences, rule_id=rule.pk, now=now) is not None
+    if alert_resolve(alert=alert, rule=rule, now=now, silenced=silenced, only_if_disabled=True):
+        result.resolved.append(rule.name)
 
 
 def measure(rule: AlertRule, now: datetime) -> Measurement:
@@ -208,13 +236,22 @@ def alert_fire(*, rule: AlertRule, value: float | None, now: datetime, silenced:
     return alert
 
 
-def alert_resolve(*, alert: Alert, rule: AlertRule, now: datetime, silenced: bool) -> bool:
+def alert_resolve(
+    *,
+    alert: Alert,
+    rule: AlertRule,
+    now: datetime,
+    silenced: bool,
+    only_if_disabled: bool = False,
+) -> bool:
     """Resolve an open alert once (a conditional UPDATE); notify unless silenced now or
-    silenced when it fired (nobody heard it fire)."""
+    silenced when it fired (nobody heard it fire). only_if_disabled: only while its rule is
+    disabled (checked in the same UPDATE, so an admin re-enabling it meanwhile wins)."""
     with transaction.atomic():
-        updated = Alert.objects.filter(pk=alert.pk, resolved_at__isnull=True).update(
-            resolved_at=now
-        )
+        still_open = Alert.objects.filter(pk=alert.pk, resolved_at__isnull=True)
+        if only_if_disabled:
+            still_open = still_open.filter(rule__enabled=False)
+        updated = still_open.update(resolved_at=now)
         if not updated:
             return False
         alert.resolved_at = now
@@ -289,15 +326,54 @@ def alert_notify(*, alert: Alert, rule: AlertRule, transition: str) -> None:
     transaction.on_commit(lambda: _enqueue_deliveries(pending))
 
 
-def _enqueue_deliveries(delivery_ids: list[int]) -> None:
+def _enqueue_deliveries(delivery_ids: list[int]) -> int:
+    """Hand each delivery to the broker once: claimed first by a conditional UPDATE (its
+    transition's hand-over right after the commit and a later evaluation's requeue may
+    reach for the same one; only one gets it), released when the broker refuses it. How
+    many were handed over."""
     from celery import current_app
 
+    handed = 0
     for delivery_id in delivery_ids:
+        claimed_at = timezone.now()
+        unclaimed = AlertDelivery.objects.filter(
+            pk=delivery_id, sent_at__isnull=True, enqueued_at__isnull=True
+        )
+        if not unclaimed.update(enqueued_at=claimed_at):
+            continue  # sent, or handed over by someone else
         try:
             current_app.send_task(DELIVER_TASK, args=(delivery_id,), queue=ALERTS_QUEUE)
         except Exception:
-            # Recorded unsent (sent_at empty, attempts 0): visible in the admin.
+            AlertDelivery.objects.filter(pk=delivery_id, enqueued_at=claimed_at).update(
+                enqueued_at=None
+            )
+            # The others would wait as long for the same answer: they stay unclaimed, and
+            # the next evaluation hands them over (alert_deliveries_requeue).
             logger.exception("taskboard: alert delivery %s could not be enqueued", delivery_id)
+            break
+        handed += 1
+    return handed
+
+
+def alert_deliveries_requeue(
+    *, now: datetime, older_than: timedelta = REQUEUE_AFTER, limit: int = REQUEUE_BATCH
+) -> int:
+    """Hand to the broker the deliveries never handed over (the broker was down when their
+    alert fired, or the process died before the hand-over), oldest first, at most `limit`;
+    how many went. One handed over before is left alone: its task is queued, running, or
+    retrying with backoff (or gave up, and says why in the admin)."""
+    stranded = list(
+        AlertDelivery.objects.filter(
+            sent_at__isnull=True, enqueued_at__isnull=True, created_at__lt=now - older_than
+        )
+        .order_by("created_at", "pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+    if not stranded:
+        return 0
+    handed = _enqueue_deliveries(stranded)
+    logger.info("taskboard: %d of %d stranded alert deliveries enqueued", handed, len(stranded))
+    return handed
 
 
 def alert_value(alert: Alert, transition: str) -> float | None:
@@ -331,6 +407,10 @@ def alert_text(*, rule: AlertRule, transition: str, value: float | None) -> str:
     """One line for the bell, the e-mail's subject and the webhook's text."""
     seen = value_text(kind=rule.kind, value=value)
     if transition == AlertTransition.RESOLVED:
+        if not rule.enabled:
+            # Said from the rule as it is when the message is written (the alert keeps no
+            # reason): an alert resolves while its rule is enabled only by the condition.
+            return _("Alert «%(rule)s» resolved: its rule was disabled") % {"rule": rule.name}
         return _("Alert «%(rule)s» resolved") % {"rule": rule.name}
     if seen:
         return _("Alert «%(rule)s» fired: %(value)s") % {"rule": rule.name, "value": seen}
@@ -408,6 +488,7 @@ def webhook_body(delivery: AlertDelivery) -> dict[str, Any]:
         "value": value,
         "fired_at": alert.fired_at.isoformat(),
         "resolved_at": alert.resolved_at.isoformat() if alert.resolved_at else None,
+        "rule_enabled": rule.enabled,
         "text": text,
         "url": alerts_page_url(),
     }

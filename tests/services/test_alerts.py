@@ -12,13 +12,14 @@ from datetime import datetime, timedelta
 from email.header import decode_header, make_header
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
+import redis
 from django.conf import settings as project_settings
 from django.contrib.auth.models import Group
 from django.db import connection
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from sgm.celery import app as celery_app
 from taskboard.models import (
@@ -28,6 +29,7 @@ from taskboard.models import (
     AlertRule,
     AlertSeverity,
     AlertSilence,
+    AlertTransition,
     TaskExecution,
     TaskNotification,
     TaskState,
@@ -38,16 +40,22 @@ from taskboard.models import (
 from taskboard.selectors.alerts import USUAL_P95_KEY
 from taskboard.services.alerts import (
     ALERTS_QUEUE,
+    REQUEUE_AFTER,
     Evaluation,
     WebhookRefused,
+    _enqueue_deliveries,
+    alert_deliveries_requeue,
     alert_delivery_send,
+    alert_resolve,
+    alert_text,
     alerts_evaluate,
     evaluation_lock,
 )
 from taskboard.services.reconcile import executions_mark_lost
 from taskboard.tasks import alert_deliver, evaluate_alerts
 from tests.factories import make_execution, make_user
-from tests.processes import database_url, start_worker, wait_until
+from tests.faults.fakes import PrivateRedis, celery_on
+from tests.processes import closed_port_url, database_url, start_worker, wait_until
 from tests.worker_tasks import nomina_falla, nomina_siesta
 
 TIMEOUT = 30
@@ -297,6 +305,117 @@ def test_a_refused_webhook_is_retried_and_sent_once(transactional_db, webhook):
     assert getattr(alert_deliver, "retry_backoff", False)
 
 
+# --- Deliveries the broker refused ----------------------------------------------------------
+
+
+def test_a_delivery_the_broker_refused_is_sent_by_a_later_evaluation_once(alerts_worker, webhook):
+    """The broker is down when the alert fires: its delivery is recorded, not handed over.
+    Once the broker is back, the evaluation hands it over (through the worker: sent once),
+    and never again."""
+    rule = AlertRule.objects.create(
+        name="Perdidas (sin broker)",
+        kind=AlertKind.LOST,
+        window=3600,
+        notify_bell=False,
+        notify_webhook=True,
+        webhook_url=webhook.url,
+    )
+    make_lost_task()
+    now = database_now()
+    with celery_on(closed_port_url().replace("http://", "redis://") + "/0"):
+        assert evaluate(now=now).fired == [rule.name]
+    delivery = AlertDelivery.objects.get()
+    assert (delivery.enqueued_at, delivery.sent_at, delivery.attempts) == (None, None, 0)
+
+    # Just written: its transition's own hand-over may still be on its way, so not yet.
+    assert evaluate(now=now + timedelta(seconds=1)).requeued == 0
+    later = now + REQUEUE_AFTER + timedelta(seconds=1)
+    assert evaluate(now=later).requeued == 1
+    [body] = wait_until(webhook.received, TIMEOUT)
+    assert body["status"] == "firing" and body["rule"] == rule.name
+    sent = wait_until(lambda: AlertDelivery.objects.filter(sent_at__isnull=False).first(), TIMEOUT)
+    assert sent.attempts == 1 and sent.enqueued_at is not None
+
+    assert evaluate(now=later + timedelta(seconds=60)).requeued == 0
+    assert AlertDelivery.objects.get().attempts == 1 and len(webhook.received()) == 1
+
+
+@pytest.fixture
+def quiet_broker(tmp_path) -> Iterator[redis.Redis]:
+    """A broker of the test's own that no worker consumes: what was handed over stays there
+    to be counted."""
+    server = PrivateRedis(tmp_path)
+    try:
+        with celery_on(server.url):
+            yield redis.Redis.from_url(server.url)
+    finally:
+        server.stop()
+
+
+def handed_over(broker: redis.Redis) -> list[int]:
+    """The delivery ids of the messages waiting in the alerts' queue, sorted."""
+    waiting = cast("list[bytes]", broker.lrange(ALERTS_QUEUE, 0, -1))
+    messages = [json.loads(raw) for raw in waiting]
+    assert {m["headers"]["task"] for m in messages} <= {"taskboard.alert_deliver"}
+    return sorted(int(m["headers"]["argsrepr"].strip("(),")) for m in messages)
+
+
+def test_stranded_deliveries_are_handed_over_once_in_bounded_batches(
+    transactional_db, quiet_broker
+):
+    rule = AlertRule.objects.create(name="Perdidas", kind=AlertKind.LOST, notify_webhook=True)
+    alert = Alert.objects.create(rule=rule, value=1)
+    long_ago = timezone.now() - timedelta(minutes=10)
+
+    def delivery(n: int, **fields: Any) -> AlertDelivery:
+        return AlertDelivery.objects.create(
+            alert=alert,
+            transition="fired",
+            channel="webhook",
+            recipient=f"http://127.0.0.1:9/{n}",
+            **{"created_at": long_ago, **fields},
+        )
+
+    stranded = [delivery(n) for n in range(5)]
+    delivery(10, sent_at=long_ago, enqueued_at=long_ago)  # sent
+    delivery(11, enqueued_at=long_ago, attempts=2, last_error="HTTP 503")  # retrying
+    delivery(12, created_at=timezone.now())  # just written: its transition hands it over
+    now = database_now()
+    assert [alert_deliveries_requeue(now=now, limit=2) for _ in range(4)] == [2, 2, 1, 0]
+    assert handed_over(quiet_broker) == [d.pk for d in stranded]
+    assert not AlertDelivery.objects.filter(pk__in=[d.pk for d in stranded], enqueued_at=None)
+
+
+def test_a_delivery_is_handed_over_once_whoever_reaches_for_it(transactional_db, quiet_broker):
+    """The transition's hand-over after its commit and an evaluation's requeue both claim
+    it by a conditional UPDATE first: the second finds it claimed and leaves it."""
+    rule = AlertRule.objects.create(name="Perdidas", kind=AlertKind.LOST, notify_webhook=True)
+    alert = Alert.objects.create(rule=rule, value=1)
+    one = AlertDelivery.objects.create(
+        alert=alert, transition="fired", channel="webhook", recipient="http://127.0.0.1:9/"
+    )
+    assert _enqueue_deliveries([one.pk, one.pk]) == 1
+    assert _enqueue_deliveries([one.pk]) == 0
+    far_ahead = database_now() + timedelta(hours=1)
+    assert alert_deliveries_requeue(now=far_ahead) == 0
+    assert handed_over(quiet_broker) == [one.pk]
+
+
+def test_a_refused_hand_over_is_released_for_the_next_evaluation(transactional_db):
+    rule = AlertRule.objects.create(name="Perdidas", kind=AlertKind.LOST, notify_webhook=True)
+    alert = Alert.objects.create(rule=rule, value=1)
+    pending = [
+        AlertDelivery.objects.create(
+            alert=alert, transition="fired", channel="webhook", recipient=f"http://127.0.0.1:9/{n}"
+        )
+        for n in range(3)
+    ]
+    with celery_on(closed_port_url().replace("http://", "redis://") + "/0"):
+        # One refusal is enough: the others are not tried (each would wait as long).
+        assert _enqueue_deliveries([d.pk for d in pending]) == 0
+    assert AlertDelivery.objects.filter(enqueued_at=None).count() == 3
+
+
 # --- Each kind fires once and resolves once ------------------------------------------------
 
 
@@ -512,6 +631,99 @@ def test_a_silenced_rule_records_but_notifies_nobody(alerts_worker, webhook):
     assert len(bells(rule.name)) == 1
     [body] = wait_until(webhook.received, TIMEOUT)
     assert body["status"] == "firing"
+
+
+# --- A rule disabled or deleted while its alert fires ---------------------------------------
+
+
+def test_disabling_a_rule_resolves_its_open_alert_once(alerts_worker, webhook):
+    """Nothing measures a disabled rule, so nothing else would resolve its alert: the next
+    evaluation does, long before a window has passed, and says so once on every channel."""
+    rule = staff_rule(
+        name="Perdidas (apagada)",
+        kind=AlertKind.LOST,
+        window=3600,
+        notify_webhook=True,
+        webhook_url=webhook.url,
+    )
+    make_lost_task()
+    now = database_now()
+    assert evaluate(now=now).fired == [rule.name]
+    wait_until(lambda: len(webhook.received()) == 1, TIMEOUT)
+
+    rule = AlertRule.objects.get(pk=rule.pk)  # what the admin's form loads and saves
+    rule.enabled = False
+    rule.save()
+    assert evaluate(now=now + timedelta(seconds=1)).resolved == [rule.name]
+    assert evaluate(now=now + timedelta(seconds=2)).resolved == []
+    assert transitions(rule) == [(True, False)]
+    assert Alert.objects.get(rule=rule).resolved_at == now + timedelta(seconds=1)
+
+    both = wait_until(lambda: len(webhook.received()) == 2 and webhook.received(), TIMEOUT)
+    assert [body["status"] for body in both] == ["firing", "resolved"]
+    assert both[0]["rule_enabled"] is True and both[1]["rule_enabled"] is False
+    with translation.override(project_settings.LANGUAGE_CODE):  # the worker's language
+        said = alert_text(rule=rule, transition=AlertTransition.RESOLVED, value=None)
+    assert both[1]["text"] == said and rule.name in said
+    assert sorted(level for _, level in bells(rule.name)) == ["success", "warning"]
+    resolved_bell = TaskNotification.objects.get(execution=None, level="success")
+    assert resolved_bell.message == alert_text(
+        rule=rule, transition=AlertTransition.RESOLVED, value=None
+    )
+    wait_until(lambda: not AlertDelivery.objects.filter(sent_at=None).exists(), TIMEOUT)
+    assert AlertDelivery.objects.count() == 2
+
+    # Enabled again while the condition holds: it fires anew, as any rule would.
+    rule = AlertRule.objects.get(pk=rule.pk)
+    rule.enabled = True
+    rule.save()
+    make_lost_task(now + timedelta(seconds=3))
+    assert evaluate(now=now + timedelta(seconds=4)).fired == [rule.name]
+    assert transitions(rule) == [(True, False), (False, False)]
+
+
+def test_a_disabled_rules_alert_says_why_it_resolved(db):
+    rule = AlertRule.objects.create(name="Perdidas", kind=AlertKind.LOST, enabled=False)
+    with translation.override("en"):
+        said = alert_text(rule=rule, transition=AlertTransition.RESOLVED, value=None)
+        rule.enabled = True
+        plain = alert_text(rule=rule, transition=AlertTransition.RESOLVED, value=None)
+    assert said == "Alert «Perdidas» resolved: its rule was disabled"
+    assert plain == "Alert «Perdidas» resolved"
+
+
+def test_a_disabled_rule_that_fired_silenced_resolves_silently(db):
+    rule = AlertRule.objects.create(name="Perdidas calladas", kind=AlertKind.LOST)
+    rule.users.add(make_user("ops-callada", staff=True))
+    alert = Alert.objects.create(rule=rule, value=1, silenced=True)
+    AlertRule.objects.filter(pk=rule.pk).update(enabled=False)
+    # The only open alert, of the only rule, which is disabled: still evaluated.
+    assert evaluate().resolved == [rule.name]
+    alert.refresh_from_db()
+    assert alert.resolved_at is not None
+    assert bells(rule.name) == [] and not AlertDelivery.objects.exists()
+
+
+def test_re_enabled_meanwhile_the_alert_stays_open(db):
+    """The evaluation read the rule disabled; an admin enables it again before it resolves
+    the alert: the UPDATE's own condition keeps the alert open (the rule is judged anew)."""
+    rule = AlertRule.objects.create(name="Perdidas", kind=AlertKind.LOST)
+    alert = Alert.objects.create(rule=rule, value=1)
+    now = database_now()
+    assert not alert_resolve(alert=alert, rule=rule, now=now, silenced=False, only_if_disabled=True)
+    assert Alert.objects.get(pk=alert.pk).resolved_at is None
+
+
+def test_deleting_a_rule_leaves_no_alert_firing(db):
+    """Its alerts (and their deliveries) go with it: nothing is left firing, nothing is sent."""
+    rule = AlertRule.objects.create(name="Perdidas", kind=AlertKind.LOST)
+    alert = Alert.objects.create(rule=rule, value=1)
+    AlertDelivery.objects.create(
+        alert=alert, transition="fired", channel="webhook", recipient="http://127.0.0.1:9/"
+    )
+    rule.delete()
+    assert not Alert.objects.exists() and not AlertDelivery.objects.exists()
+    assert evaluate().resolved == []
 
 
 # --- The periodic task and its lock ---------------------------------------------------------

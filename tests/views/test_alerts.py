@@ -58,6 +58,33 @@ def test_staff_sees_states_firing_and_history(staff, django_assert_num_queries):
     assert html.count('data-alert="') == 2 and html.count('data-rule="') == 32
 
 
+def test_the_tables_are_drawn_as_the_dashboards_panels(staff):
+    """The dashboard's table classes (taskboard.css), in the box that scrolls on a phone and
+    by keyboard; states and severities as badges."""
+    rule = AlertRule.objects.create(name="Perdidas", kind=AlertKind.LOST, severity="critical")
+    Alert.objects.create(rule=rule, value=1)
+    client = client_for(staff)
+    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
+    html = client.get(URL).content.decode()
+    assert '<table class="stats alert-rules">' in html
+    assert '<table class="stats alert-history">' in html
+    assert html.count('<div class="table-scroll" tabindex="0">') == 2
+    assert '<th scope="col">Last evaluated</th>' in html and '<th scope="row">Perdidas</th>' in html
+    assert '<span class="badge severity-critical">Critical</span>' in html
+    assert html.count('<span class="badge alert-firing">Firing</span>') == 2  # rule, history
+
+
+def test_without_rules_the_page_says_so(staff):
+    client = client_for(staff)
+    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
+    html = client.get(URL).content.decode()
+    assert '<p class="empty">No rules yet: add them in the admin.</p>' in html
+    assert '<p class="empty">No alert has fired yet.</p>' in html
+    assert "<table" not in html
+    spanish = client_for(staff).get(URL).content.decode()  # the site's default language
+    assert '<p class="empty">Aún no hay reglas: añádalas' in spanish
+
+
 def test_staff_silences_a_rule_until_a_time(staff):
     rule = AlertRule.objects.create(name="Perdidas", kind=AlertKind.LOST)
     ends = (timezone.localtime() + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M")
