@@ -15,7 +15,12 @@ from taskboard.inputs import whole_number
 from taskboard.models import TaskExecution, TaskState
 from taskboard.permissions import is_operator
 from taskboard.selectors.estimates import execution_estimates
-from taskboard.selectors.executions import SINCE_WINDOWS, STATE_GROUPS, execution_list_for
+from taskboard.selectors.executions import (
+    SINCE_WINDOWS,
+    STATE_GROUPS,
+    deep_paged,
+    execution_list_for,
+)
 
 PER_PAGE = 25
 MAX_PER_PAGE = 100  # a larger per_page is clamped to this
@@ -201,7 +206,7 @@ def task_table(request: HttpRequest, *, push_url: bool = False) -> TaskExecution
     page = page_number(request.GET)
     per_page = rows_per_page(request.GET)
     filters = list_filters(request)
-    rows = execution_list_for(viewer=request.user, **filters)
+    rows = deep_paged(execution_list_for(viewer=request.user, **filters))
     staff = is_operator(request.user)
     table = TaskExecutionTable(
         rows,

@@ -6,10 +6,14 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 from taskboard.models import TaskExecution, TaskState
+from taskboard.selectors import executions
 from tests.bulk_pages import confirmation
 from tests.factories import client_for, make_execution, make_history, make_user
 
@@ -226,6 +230,32 @@ def test_deep_pages_past_the_end_say_so(ana):
         assert 'id="page-first"' in html and "page=1" in html
         assert 'class="pagination"' not in html
     assert len(listed(client, per_page="1000")) == 30  # clamped to 100
+
+
+@pytest.mark.parametrize(
+    "sort", ["", "label", "-label", "module", "-module", "started_at", "-started_at", "duration"]
+)
+def test_deep_pages_read_by_key_first_show_the_same_rows(staff, other, sort, monkeypatch):
+    make_history([staff, other], count=60)
+    client = client_for(staff)
+
+    def pages() -> list[list[str]]:
+        return [
+            re.findall(
+                r'<tr id="task-([^"]+)" class="task">',
+                client.get(
+                    LIST, {"sort": sort, "per_page": "7", "page": str(page)}
+                ).content.decode(),
+            )
+            for page in range(1, 11)
+        ]
+
+    plain = pages()
+    monkeypatch.setattr(executions, "DEEP_OFFSET", 7)  # from page 2 on
+    with CaptureQueriesContext(connection) as queries:
+        deep = pages()
+    assert deep == plain and sum(map(len, deep)) == 60  # the same rows, in the same order
+    assert any("IN (SELECT" in q["sql"] and "OFFSET" in q["sql"] for q in queries.captured_queries)
 
 
 def test_list_fragment_query_count_is_exact(ana, staff, django_assert_num_queries):
