@@ -106,3 +106,28 @@ def test_the_tracking_table_carries_no_index_nothing_uses():
     assert not [name for name in names if name.endswith("_like")], names
     assert ("tb_exec_search_trgm" in names) == (connection.vendor == "postgresql")
     assert {"tb_exec_label", "tb_exec_started", "tb_exec_duration", "tb_exec_module_cover"} <= names
+
+
+@pytest.mark.django_db(transaction=True)
+def test_typical_durations_walk_the_success_index_alone(staff):
+    """A queued row's typical duration: the latest successful runs of its task name, read
+    from tb_exec_success_dur, which includes duration (index-only on PostgreSQL)."""
+    from django.test.utils import CaptureQueriesContext
+
+    from taskboard.models import TaskExecution, TaskState
+    from taskboard.selectors.estimates import latest_success_durations
+
+    succeeded = TaskExecution.objects.filter(state=TaskState.SUCCESS).order_by("task_name")
+    names = sorted(set(succeeded.values_list("task_name", flat=True)))[:2]
+    assert len(names) == 2
+    with CaptureQueriesContext(connection) as queries:
+        found = latest_success_durations(task_names=names, runs=3)
+    assert set(found) == set(names) and all(1 <= len(v) <= 3 for v in found.values())
+    assert len(queries) == 1
+    if connection.vendor != "postgresql":
+        return  # SQLite reads by primary key (it takes no LIMIT inside a UNION's parts)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("EXPLAIN " + queries.captured_queries[0]["sql"])
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert plan.count("Index Only Scan using tb_exec_success_dur") == len(names), plan
