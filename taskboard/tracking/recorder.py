@@ -666,9 +666,9 @@ class WriteBuffer:
         """pending: writes held in memory now; written: writes of this buffer the database
         took (whether or not the state rule let them change a row); retried: writes held
         again after a failed attempt (one per write per attempt); spilled / replayed:
-        writes to / from spill files;
-        dropped: writes given up (the database refused them; 0 while it is merely away);
-        outages: spells of the database away; database_away: 1 during one."""
+        writes to / from spill files; dropped: writes given up (the database refused them;
+        0 while it is merely away); outages: spells of the database away; database_away: 1
+        during one."""
         with self._cond:
             return {
                 "pending": len(self._pending) + len(self._inserts),
@@ -948,7 +948,7 @@ class WriteBuffer:
             try:
                 with isolated():
                     _insert([row])
-                self._count("written", 0 if replayed else 1)  # (replayed: by the caller)
+                self._count("written", not replayed)  # (replayed: counted by the caller)
             except Exception as exc:
                 if _database_away(exc):
                     _close_quietly()
@@ -963,7 +963,7 @@ class WriteBuffer:
         for i, write in enumerate(writes):
             try:
                 apply(write)
-                self._count("written", 0 if replayed else 1)
+                self._count("written", not replayed)
             except Exception as exc:
                 if _database_away(exc):
                     _close_quietly()
@@ -977,7 +977,7 @@ class WriteBuffer:
     def _drop(self) -> None:
         self._count("dropped", 1)
 
-    def _count(self, name: str, n: int) -> None:
+    def _count(self, name: str, n: int | bool) -> None:
         if n:
             with self._cond:
                 self._counts[name] += n
