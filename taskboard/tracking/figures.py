@@ -118,7 +118,8 @@ class PoolFigures:
             figures = self._read(index)
             if figures is None:
                 continue
-            if not _alive(int(figures["pid"])):
+            figures["alive"] = _alive(int(figures["pid"]))
+            if not figures["alive"]:
                 figures["dropped"] += int(figures["pending"])
                 figures.update(pending=0, database_away=0, oldest_since=None)
             found.append(figures)
@@ -137,18 +138,20 @@ def _alive(pid: int) -> bool:
 
 def worker_figures() -> dict[str, Any]:
     """This worker's tracking figures for its heartbeat: the main process's buffer plus
-    every pool process's (the sums; database_away: how many processes see it away).
+    every pool process's (the sums; database_away: how many processes see it away;
+    processes: the main one and the pool processes alive).
     oldest_pending_seconds is the age of the oldest write not yet in the database, on
     this machine's monotonic clock (0 when none), deliberate delays included: a write
     waits TASKBOARD_WRITE_DELAY (STARTED: TASKBOARD_STARTED_WRITE_DELAY) to be batched."""
-    every = [buffer.figures(), *pool_figures.pool()]
+    pool = pool_figures.pool()
+    every = [buffer.figures(), *pool]
     totals: dict[str, Any] = {name: sum(int(f[name]) for f in every) for name in COUNTERS}
     totals["pending"] = sum(int(f["pending"]) for f in every)
     totals["database_away"] = sum(int(f["database_away"]) for f in every)
     sinces = [f["oldest_since"] for f in every if f["oldest_since"] is not None]
     oldest = max(time.monotonic() - min(sinces), 0.0) if sinces else 0.0
     totals["oldest_pending_seconds"] = round(oldest, 3)
-    totals["processes"] = len(every)
+    totals["processes"] = 1 + sum(1 for f in pool if f["alive"])  # (the gone: counters only)
     return totals
 
 

@@ -111,6 +111,8 @@ def test_a_pool_process_publishes_its_figures_and_a_killed_ones_writes_count_as_
     # Killed with its write in memory: that write is lost, and counted so.
     (gone,) = slots.pool()
     assert (gone["pending"], gone["oldest_since"], gone["dropped"]) == (0, None, 1)
+    assert not gone["alive"] and worker_figures()["processes"] == 1
+    assert worker_figures()["dropped"] >= 1  # the heartbeat keeps counting it
     # Its replacement takes the same index and carries the counters on.
     second = forked_pool_process(slots, 3, write=False)
     try:
