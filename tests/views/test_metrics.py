@@ -31,7 +31,9 @@ from taskboard.models import (
 )
 from taskboard.services.bulk import executions_delete
 from taskboard.services.retention import executions_prune
-from taskboard.tracking.recorder import buffer
+from taskboard.tracking.figures import worker_figures
+from taskboard.tracking.heartbeats import Beat, record
+from taskboard.tracking.recorder import Write, buffer
 from taskboard.views import metrics as metrics_view
 from taskboard.views.metrics import METRICS_KEY
 from tests import worker_tasks
@@ -227,6 +229,21 @@ def test_the_heartbeat_carries_the_tracking_figures_of_every_process_of_the_work
     assert value(families, "taskboard_tracking_write_lag_seconds", **labels) == 0
     assert value(families, "taskboard_tracking_dropped_writes_total", **labels) == 0
     assert value(families, "taskboard_tracking_spilled_writes_total", **labels) == 0
+
+
+def test_a_write_waiting_in_a_buffer_is_a_lag_on_the_scrape(db):
+    """This process as the worker: a write queued and not yet flushed, a beat, a scrape."""
+    lookup = ("task_id", "metrics-lag")
+    try:
+        buffer.put(Write(lookup, TaskState.STARTED, {}), delay=600.0)
+        wait_until(lambda: worker_figures()["oldest_pending_seconds"] > 0, timeout=5)
+        record(Beat("in-process@host", {"tracking": worker_figures()}))
+    finally:
+        buffer.take(lookup)
+    families = scrape()
+    labels = {"worker": "in-process@host"}
+    assert value(families, "taskboard_tracking_write_lag_seconds", **labels) > 0
+    assert value(families, "taskboard_tracking_pending_writes", **labels) >= 1
 
 
 def test_tracking_figures_are_exported_for_workers_online_or_just_stopped(db):
