@@ -102,12 +102,15 @@ def value(families: Families, sample: str, **labels: str) -> float:
 
 
 def counters(families: Families) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """Every counter and histogram sample: what must never go back."""
+    """Every counter and histogram sample of the executions: what must never go back. (A
+    worker's tracking counters are its process's: they come with its heartbeat row and
+    start again from 0 when it restarts, as Prometheus counters may.)"""
     return {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
         for family in families.values()
         if family.type in ("counter", "histogram")
         for sample in family.samples
+        if "worker" not in sample.labels
     }
 
 
