@@ -498,6 +498,10 @@ class WorkerHeartbeat(models.Model):
     # The worker's own clock when it took the beat (last_seen is the database's clock):
     # compared only with times the same worker wrote, such as a task's started_at.
     clock = models.DateTimeField(_("worker clock"), null=True, blank=True)
+    # The tracking write buffers' figures of the worker's processes at the beat (pending,
+    # oldest_pending_seconds, written, dropped, spilled...: tracking/figures.py); counters
+    # count from the worker's start.
+    tracking = models.JSONField(_("tracking writes"), default=dict, blank=True)
 
     class Meta:
         ordering = ["hostname"]

@@ -176,5 +176,8 @@ def test_every_panel_queries_metrics_the_collector_exports(settings):
         "taskboard_tasks_lost_total",
         "taskboard_workers_online",
         "taskboard_queue_length",
+        "taskboard_tracking_write_lag_seconds",
+        "taskboard_tracking_dropped_writes_total",
+        "taskboard_tracking_spilled_writes_total",
     ):
         assert name in queried, name

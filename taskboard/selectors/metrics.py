@@ -1,5 +1,6 @@
 """What /metrics reports, read from the database (and this machine's spill folder) as plain
-data: two queries, whatever the number of rows (aggregates, never a row per execution).
+data: two queries, whatever the number of rows (aggregates, never a row per execution; the
+heartbeats, a row per worker, carry each worker's tracking write figures).
 
 Counters are the live rows' tally plus the deleted executions' totals
 (DeletedExecutionTotal, added to as rows are deleted), read in one statement so a prune that
@@ -8,6 +9,7 @@ commits meanwhile is seen entirely or not at all: they never go back.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections import Counter
@@ -54,6 +56,17 @@ class TaskCounts:
     duration_sum: float = 0.0
 
 
+@dataclass(frozen=True)
+class WorkerTracking:
+    """One worker's tracking writes as its last heartbeat said (tracking/figures.py): the
+    sums over its processes, counters from the worker's start."""
+
+    pending: int = 0  # writes not yet in the database
+    lag: float = 0.0  # seconds since the oldest of them was queued (0: none)
+    dropped: int = 0
+    spilled: int = 0
+
+
 @dataclass
 class MetricsSnapshot:
     """Everything a scrape reports, taken at `taken_at` (Unix time) in `took` seconds."""
@@ -67,14 +80,16 @@ class MetricsSnapshot:
     taken_at: float
     took: float
     queue_lengths: dict[str, int] | None = None  # from the worker panel's cached snapshot
+    # hostname -> figures, of the workers online or stopped within WORKER_OFFLINE_AFTER
+    tracking: dict[str, WorkerTracking] = field(default_factory=dict)
 
 
 def metrics_read() -> MetricsSnapshot:
     """The numbers as they stand: one aggregate over executions and their deleted totals,
-    one read of the live heartbeats, a listing of the spill folder."""
+    one read of the recent heartbeats, a listing of the spill folder."""
     started = time.monotonic()
     tasks = task_counts()
-    online, queue_workers = workers_online()
+    online, queue_workers, tracking = workers_online()
     files, size, unreadable = spill_files()
     return MetricsSnapshot(
         tasks=tasks,
@@ -85,6 +100,7 @@ def metrics_read() -> MetricsSnapshot:
         spill_unreadable=unreadable,
         taken_at=time.time(),
         took=time.monotonic() - started,
+        tracking=tracking,
     )
 
 
@@ -133,17 +149,44 @@ def _add(counts: TaskCounts, row: dict[str, Any]) -> None:
             counts.duration_sum += float(row["duration_sum"] or 0.0)
 
 
-def workers_online() -> tuple[int, dict[str, int]]:
-    """Workers beating (by the database's clock) and not stopped, and how many of them
-    consume each queue."""
+def workers_online() -> tuple[int, dict[str, int], dict[str, WorkerTracking]]:
+    """Workers beating (by the database's clock) and not stopped, how many of them consume
+    each queue; and the tracking figures of those and of the workers that stopped within
+    WORKER_OFFLINE_AFTER (their last figures: what they spilled or dropped at shutdown),
+    all from one read of the recent heartbeats."""
     since = Now() - timedelta(seconds=conf.WORKER_OFFLINE_AFTER)
-    beats = WorkerHeartbeat.objects.filter(stopped_at__isnull=True, last_seen__gte=since)
+    beats = WorkerHeartbeat.objects.filter(last_seen__gte=since).order_by("hostname")
     queues: Counter[str] = Counter()
+    tracking: dict[str, WorkerTracking] = {}
     online = 0
-    for names in beats.values_list("queues", flat=True):
+    for hostname, names, figures, stopped_at in beats.values_list(
+        "hostname", "queues", "tracking", "stopped_at"
+    ):
+        tracking[hostname] = worker_tracking(figures)
+        if stopped_at is not None:
+            continue
         online += 1
         queues.update({str(name) for name in names or [] if isinstance(name, str)})
-    return online, dict(queues)
+    return online, dict(queues), tracking
+
+
+def worker_tracking(figures: Any) -> WorkerTracking:
+    """A heartbeat's `tracking` as numbers (a row of an older worker has none: zeros)."""
+    if not isinstance(figures, dict):
+        figures = {}
+    return WorkerTracking(
+        pending=int(_figure(figures, "pending")),
+        lag=_figure(figures, "oldest_pending_seconds"),
+        dropped=int(_figure(figures, "dropped")),
+        spilled=int(_figure(figures, "spilled")),
+    )
+
+
+def _figure(figures: dict[str, Any], name: str) -> float:
+    value = figures.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return 0.0
+    return max(float(value), 0.0)
 
 
 def spill_files() -> tuple[int, int, int]:

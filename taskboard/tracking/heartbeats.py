@@ -8,7 +8,9 @@ task blocks the consumer's loop (-P solo), so liveness must not depend on it.
 Each beat stamps `last_seen` with the database's clock (`now()` in the UPDATE itself), so
 a worker whose clock is wrong is judged by the same clock as every other; `clock` keeps the
 worker's own time of the snapshot, to compare with times the same worker wrote (a task's
-started_at). `active` lists every task the worker runs, however many.
+started_at). `active` lists every task the worker runs, however many. `tracking` holds the
+tracking write buffers' figures of the worker's processes, main and pool, summed
+(tracking/figures.py says what is and is not counted).
 
 A warm shutdown is said, not guessed: `draining_since` is set when it begins and the
 thread keeps beating while the running tasks finish; at the end the tracking buffer is
@@ -32,6 +34,7 @@ from django.utils import timezone
 
 from taskboard.conf import conf
 from taskboard.models import WorkerHeartbeat, capped
+from taskboard.tracking.figures import worker_figures
 from taskboard.tracking.forksafe import database_work
 from taskboard.tracking.guard import log_failure
 from taskboard.tracking.recorder import buffer
@@ -85,6 +88,7 @@ def snapshot(consumer: Any) -> Beat:
             "queues": queues,
             "active": active_requests(),
             "processed": int(state.all_total_count[0]),
+            "tracking": worker_figures(),
             "loadavg": loadavg,
             "software": capped(
                 "software",

@@ -55,6 +55,7 @@ CreateFields = Callable[[], dict[str, Any]]
 IDLE_SECONDS = 2.0  # the flushing thread lets go of its connection after this long idle
 RECYCLE_SECONDS = 30.0  # how often the thread checks its connection (CONN_MAX_AGE, health)
 FORGET_SECONDS = 30.0  # rate-limit memory of tasks that wrote nothing for this long goes
+PUBLISH_SECONDS = 0.5  # while writes wait, figures read by another process are this fresh
 
 
 @dataclass
@@ -587,6 +588,7 @@ def _insertable_fields() -> list[Field[Any, Any]]:
 class _Pending:
     write: Write
     due: float
+    since: float  # when its first write was queued (monotonic): the age of the figure "lag"
 
 
 @dataclass
@@ -596,7 +598,7 @@ class _Batch:
     spill: bool = False  # the database is away and the buffer full: to a spill file
 
 
-COUNTERS = ("retried", "spilled", "replayed", "dropped", "outages")
+COUNTERS = ("written", "retried", "spilled", "replayed", "dropped", "outages")
 
 
 class WriteBuffer:
@@ -630,12 +632,43 @@ class WriteBuffer:
         self._replay_due = True  # spill files are looked for on the first flush
         self._replay_asked = False
         self._counts = dict.fromkeys(COUNTERS, 0)
+        # When the oldest queued row creation was queued (monotonic; inf: none queued).
+        self._inserts_since = math.inf
+        # Batches taken and not yet settled, by the thread writing them: (writes, oldest).
+        self._writing: dict[int, tuple[int, float]] = {}
+        # Writes this process spilled and has not seen replayed, and the oldest one's age.
+        self._spilled_waiting = 0
+        self._spilled_since = math.inf
+        self.on_change: Callable[[], None] | None = None  # after a batch, or a stop
+        self._published_at = -math.inf
+
+    def figures(self) -> dict[str, Any]:
+        """counters(), and the write lag: pending here is every write of this process not
+        yet in the database (held in memory, in a batch being written, or in a spill file
+        it has not seen replayed); oldest_since, when the oldest of them was queued
+        (time.monotonic(), None when there is none). Writes made at once (apply(),
+        insert()) never wait here, and are in none of these figures."""
+        with self._cond:
+            sinces = [p.since for p in self._pending.values()]
+            sinces += [since for _, since in self._writing.values()]
+            sinces += [self._inserts_since, self._spilled_since]
+            oldest = min(sinces)
+            pending = len(self._pending) + len(self._inserts) + self._spilled_waiting
+            pending += sum(count for count, _ in self._writing.values())
+            return {
+                **self._counts,
+                "pending": pending,
+                "oldest_since": None if oldest == math.inf else oldest,
+                "database_away": int(self._away_since is not None),
+            }
 
     def counters(self) -> dict[str, int]:
-        """pending: writes held now; retried: writes held again after a failed attempt
-        (one per write per attempt); spilled / replayed: writes to / from spill files;
-        dropped: writes given up (the database refused them; 0 while it is merely away);
-        outages: spells of the database away; database_away: 1 during one."""
+        """pending: writes held in memory now; written: writes of this buffer the database
+        took (whether or not the state rule let them change a row); retried: writes held
+        again after a failed attempt (one per write per attempt); spilled / replayed:
+        writes to / from spill files; dropped: writes given up (the database refused them;
+        0 while it is merely away); outages: spells of the database away; database_away: 1
+        during one."""
         with self._cond:
             return {
                 "pending": len(self._pending) + len(self._inserts),
@@ -651,7 +684,7 @@ class WriteBuffer:
             due = max(now + delay, self._last_write.get(write.lookup, -math.inf) + interval)
             pending = self._pending.get(write.lookup)
             if pending is None:
-                self._pending[write.lookup] = _Pending(write, due)
+                self._pending[write.lookup] = _Pending(write, due, now)
             else:
                 pending.write = pending.write.merged_with(write)
                 pending.due = min(pending.due, due)
@@ -659,9 +692,11 @@ class WriteBuffer:
 
     def insert(self, row: Row, *, delay: float) -> None:
         """Queue the creation of a row (inserted before the updates of the same flush)."""
+        now = time.monotonic()
         with self._cond:
             self._inserts.append(row)
-            self._inserts_due = min(self._inserts_due, time.monotonic() + delay)
+            self._inserts_since = min(self._inserts_since, now)
+            self._inserts_due = min(self._inserts_due, now + delay)
             self._wake_by(self._inserts_due)
 
     def _wake_by(self, due: float) -> None:
@@ -688,7 +723,10 @@ class WriteBuffer:
         """Write everything pending now, in the calling thread (what the database does not
         take is held for the flushing thread to retry)."""
         batch = self._take_all()
-        self._write_all(batch.inserts, batch.writes)
+        try:
+            self._write_all(batch.inserts, batch.writes)
+        finally:
+            self._settled()
 
     def replay_soon(self) -> None:
         """Look for spill files (of this or an earlier process) and write them, from the
@@ -712,7 +750,9 @@ class WriteBuffer:
                 batch = self._take_all()
                 if not batch.inserts and not batch.writes:
                     break
-                if self._write_all(batch.inserts, batch.writes):
+                written = self._write_all(batch.inserts, batch.writes)
+                self._settled()
+                if written:
                     continue
                 with self._cond:
                     retry_at = self._retry_at
@@ -723,6 +763,7 @@ class WriteBuffer:
         finally:
             with self._cond:
                 self._stopping = False
+            self._settled()
 
     def _ensure_thread(self) -> None:
         if self._thread is None or not self._thread.is_alive():
@@ -732,9 +773,34 @@ class WriteBuffer:
     def _take_all(self) -> _Batch:
         with self._cond:
             inserts, self._inserts, self._inserts_due = self._inserts, [], math.inf
-            writes = [p.write for p in self._pending.values()]
+            taken = list(self._pending.values())
             self._pending.clear()
-        return _Batch(inserts, writes)
+            return self._taken(inserts, taken)
+
+    def _taken(self, inserts: list[Row], taken: list[_Pending]) -> _Batch:
+        """(Under the lock.) A batch leaves the buffer: until it is settled (written, held
+        again or spilled) its writes still count as pending, aged from its oldest."""
+        oldest = min([p.since for p in taken], default=math.inf)
+        if inserts:  # rows are always taken all at once
+            oldest = min(oldest, self._inserts_since)
+            self._inserts_since = math.inf
+        count = len(inserts) + len(taken)
+        if count:
+            before, since = self._writing.get(threading.get_ident(), (0, math.inf))
+            self._writing[threading.get_ident()] = (before + count, min(since, oldest))
+        return _Batch(inserts, [p.write for p in taken])
+
+    def _settled(self) -> None:
+        """This thread's batch is written (or held, or spilled): no longer in flight."""
+        with self._cond:
+            self._writing.pop(threading.get_ident(), None)
+        self._changed()
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            with suppress(Exception):
+                self.on_change()
+            self._published_at = time.monotonic()
 
     def _next_batch(self) -> _Batch | None:
         """What is due; empty after an idle spell; None when stopping."""
@@ -749,7 +815,7 @@ class WriteBuffer:
                         return batch
                     if now < self._retry_at:
                         self._wakes_at = self._retry_at
-                        self._cond.wait(timeout=self._retry_at - now)
+                        self._cond.wait(timeout=self._publishing(self._retry_at - now))
                         continue
                     return self._take_all()  # the next attempt: all of it (or a probe)
                 if self._replay_asked:
@@ -771,15 +837,25 @@ class WriteBuffer:
                     inserts = []
                     if self._inserts_due <= now or due:  # rows first, so updates find them
                         inserts, self._inserts, self._inserts_due = self._inserts, [], math.inf
-                    return _Batch(inserts, [self._pending.pop(key).write for key in due])
+                    return self._taken(inserts, [self._pending.pop(key) for key in due])
                 next_due = min([p.due for p in self._pending.values()] + [self._inserts_due])
                 self._wakes_at = next_due
                 if next_due == math.inf:
                     if self._cond.wait(timeout=IDLE_SECONDS) or self._pending or self._inserts:
                         continue
                     return _Batch([], [])
-                self._cond.wait(timeout=max(next_due - now, 0.001))
+                self._cond.wait(timeout=self._publishing(max(next_due - now, 0.001)))
             return None
+
+    def _publishing(self, timeout: float) -> float:
+        """(Under the lock, writes waiting.) Publish the figures if due, and how long the
+        thread may sleep so that they are published again in time (when someone reads
+        them from another process: on_change is set)."""
+        if self.on_change is None:
+            return timeout
+        if time.monotonic() - self._published_at >= PUBLISH_SECONDS:
+            self._changed()
+        return min(timeout, PUBLISH_SECONDS)
 
     def _full(self) -> bool:
         """Over the bound (count, or an estimate of the bytes) of what may wait in memory."""
@@ -806,16 +882,22 @@ class WriteBuffer:
                 idle = True
                 continue
             if batch.spill:
-                self._spill(batch)
+                try:
+                    self._spill(batch)
+                finally:
+                    self._settled()
                 continue
             if not empty or probe:
                 idle = False
-                with database_work():
-                    if time.monotonic() - checked > RECYCLE_SECONDS:
-                        with suppress(Exception):
-                            close_old_connections()
-                        checked = time.monotonic()
-                    self._write_all(batch.inserts, batch.writes)
+                try:
+                    with database_work():
+                        if time.monotonic() - checked > RECYCLE_SECONDS:
+                            with suppress(Exception):
+                                close_old_connections()
+                            checked = time.monotonic()
+                        self._write_all(batch.inserts, batch.writes)
+                finally:
+                    self._settled()
                 if time.monotonic() - forgotten > FORGET_SECONDS:
                     self._forget_idle(horizon=forgotten)
                     forgotten = time.monotonic()
@@ -851,17 +933,22 @@ class WriteBuffer:
                 exc_info=True,
             )
             return self._write_one_by_one(inserts, writes)
+        with self._cond:
+            self._counts["written"] += len(inserts) + len(writes)
         self._came_back()
         _announce_all(changed, inserted=bool(inserts))
         return True
 
-    def _write_one_by_one(self, inserts: list[Row], writes: list[Write]) -> bool:
+    def _write_one_by_one(
+        self, inserts: list[Row], writes: list[Write], *, replayed: bool = False
+    ) -> bool:
         """After a batch the database refused: each write alone, so one bad write costs
         only itself (dropped, and counted); the database going away holds the rest."""
         for i, row in enumerate(inserts):
             try:
                 with isolated():
                     _insert([row])
+                self._count("written", not replayed)  # (replayed: counted by the caller)
             except Exception as exc:
                 if _database_away(exc):
                     _close_quietly()
@@ -876,6 +963,7 @@ class WriteBuffer:
         for i, write in enumerate(writes):
             try:
                 apply(write)
+                self._count("written", not replayed)
             except Exception as exc:
                 if _database_away(exc):
                     _close_quietly()
@@ -887,8 +975,12 @@ class WriteBuffer:
         return True
 
     def _drop(self) -> None:
-        with self._cond:
-            self._counts["dropped"] += 1
+        self._count("dropped", 1)
+
+    def _count(self, name: str, n: int | bool) -> None:
+        if n:
+            with self._cond:
+                self._counts[name] += n
 
     def _hold(self, inserts: list[Row], writes: list[Write], exc: BaseException) -> None:
         """Keep what the database did not take, ahead of what came meanwhile, and set the
@@ -896,6 +988,9 @@ class WriteBuffer:
         first, cap = conf.BUFFER_RETRY_SECONDS
         now = time.monotonic()
         with self._cond:
+            # Held again: pending as before, from the oldest of the batch they came in.
+            _, since = self._writing.pop(threading.get_ident(), (0, now))
+            since = min(since, now)
             went_away = self._away_since is None
             if went_away:
                 self._away_since = now
@@ -908,13 +1003,15 @@ class WriteBuffer:
             self._inserts[:0] = inserts  # rows first, and the oldest first
             if inserts:
                 self._inserts_due = now
+                self._inserts_since = min(self._inserts_since, since)
             for write in writes:
                 pending = self._pending.get(write.lookup)
                 if pending is None:
-                    self._pending[write.lookup] = _Pending(write, now)
+                    self._pending[write.lookup] = _Pending(write, now, since)
                 else:  # the held write is the older: a newer one merges into it
                     pending.write = write.merged_with(pending.write)
                     pending.due = now
+                    pending.since = min(pending.since, since)
             held = len(self._pending) + len(self._inserts)
             self._ensure_thread()
             self._cond.notify()
@@ -967,6 +1064,10 @@ class WriteBuffer:
         with self._cond:
             self._counts["spilled"] += len(records)
             self._replay_due = True
+            # Still not in the database: pending (from this batch's oldest) until replayed.
+            _, since = self._writing.pop(threading.get_ident(), (0, time.monotonic()))
+            self._spilled_waiting += len(records)
+            self._spilled_since = min(self._spilled_since, since)
         logger.warning(
             "taskboard: the database is away and %s: %d tracking writes spilled to %s, "
             "replayed when it answers",
@@ -1001,7 +1102,7 @@ class WriteBuffer:
                     raise
                 # The database refused one of them: each alone (a refused one is dropped,
                 # counted); if it goes away meanwhile, the rest is held in memory.
-                self._write_one_by_one(inserts, writes)
+                self._write_one_by_one(inserts, writes, replayed=True)
             else:
                 _announce_all(changed, inserted=bool(inserts))
             spill.done(path)
@@ -1010,6 +1111,9 @@ class WriteBuffer:
             logger.info("taskboard: %d spilled tracking writes replayed (%s)", len(records), path)
         with self._cond:
             self._replay_due = False
+            # Every spill file there was is written (whichever process replayed ours).
+            self._spilled_waiting = 0
+            self._spilled_since = math.inf
 
 
 def _write_batch(inserts: list[Row], writes: list[Write]) -> list[Write]:

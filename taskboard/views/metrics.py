@@ -37,11 +37,12 @@ from taskboard.services.workers.single_flight import peek
 logger = logging.getLogger(__name__)
 
 PATH = "/metrics"
-METRICS_KEY = "taskboard:metrics:v1"
+METRICS_KEY = "taskboard:metrics:v2"  # v2: the snapshot carries the workers' tracking
 # The longest one read may take (it bounds how long a dead reader's lock is held).
 READ_BUDGET = 30.0
 FINISHED_STATES = (TaskState.SUCCESS, TaskState.FAILURE, TaskState.REVOKED, TaskState.LOST)
 TASK_LABELS = ["module", "task_name"]
+WORKER_LABELS = ["worker"]
 
 
 def metrics_snapshot() -> MetricsSnapshot | None:
@@ -148,6 +149,7 @@ class SnapshotCollector(Collector):
 
     def _tracking(self) -> Iterator[Metric]:
         snapshot = self.snapshot
+        yield from self._worker_tracking()
         yield GaugeMetricFamily(
             "taskboard_tracking_spill_files",
             "Spill files of tracking writes waiting to be replayed (this web host's folder).",
@@ -173,6 +175,40 @@ class SnapshotCollector(Collector):
             "How long reading them took.",
             value=snapshot.took,
         )
+
+    def _worker_tracking(self) -> Iterator[Metric]:
+        """Each worker's tracking writes, as its last heartbeat said (every process of it,
+        pool processes included): workers online or stopped within WORKER_OFFLINE_AFTER."""
+        lag = GaugeMetricFamily(
+            "taskboard_tracking_write_lag_seconds",
+            "Age of the oldest tracking write of the worker not yet in the database (0 when "
+            "none), at its last heartbeat; a write waits TASKBOARD_WRITE_DELAY to be batched.",
+            labels=WORKER_LABELS,
+        )
+        pending = GaugeMetricFamily(
+            "taskboard_tracking_pending_writes",
+            "Tracking writes of the worker not yet in the database (in memory, being written "
+            "or in its spill files), at its last heartbeat.",
+            labels=WORKER_LABELS,
+        )
+        dropped = CounterMetricFamily(
+            "taskboard_tracking_dropped_writes",
+            "Tracking writes the worker gave up (the database refused them, or the pool "
+            "process holding them died); from the worker's start: resets when it restarts.",
+            labels=WORKER_LABELS,
+        )
+        spilled = CounterMetricFamily(
+            "taskboard_tracking_spilled_writes",
+            "Tracking writes the worker spilled to disk while the database was away "
+            "(replayed when it answers); from the worker's start: resets when it restarts.",
+            labels=WORKER_LABELS,
+        )
+        for worker, figures in sorted(self.snapshot.tracking.items()):
+            lag.add_metric([worker], figures.lag)
+            pending.add_metric([worker], figures.pending)
+            dropped.add_metric([worker], figures.dropped)
+            spilled.add_metric([worker], figures.spilled)
+        yield from (lag, pending, dropped, spilled)
 
 
 def _buckets(counts: TaskCounts) -> list[tuple[str, float]]:

@@ -31,7 +31,9 @@ from taskboard.models import (
 )
 from taskboard.services.bulk import executions_delete
 from taskboard.services.retention import executions_prune
-from taskboard.tracking.recorder import buffer
+from taskboard.tracking.figures import worker_figures
+from taskboard.tracking.heartbeats import Beat, record
+from taskboard.tracking.recorder import Write, buffer
 from taskboard.views import metrics as metrics_view
 from taskboard.views.metrics import METRICS_KEY
 from tests import worker_tasks
@@ -55,6 +57,10 @@ DOCUMENTED: dict[str, tuple[str, set[str]]] = {
     "taskboard_workers_online": ("gauge", set()),
     "taskboard_queue_workers_online": ("gauge", {"queue"}),
     "taskboard_queue_length": ("gauge", {"queue"}),
+    "taskboard_tracking_write_lag_seconds": ("gauge", {"worker"}),
+    "taskboard_tracking_pending_writes": ("gauge", {"worker"}),
+    "taskboard_tracking_dropped_writes": ("counter", {"worker"}),
+    "taskboard_tracking_spilled_writes": ("counter", {"worker"}),
     "taskboard_tracking_spill_files": ("gauge", set()),
     "taskboard_tracking_spill_bytes": ("gauge", set()),
     "taskboard_tracking_spill_unreadable_files": ("gauge", set()),
@@ -96,12 +102,15 @@ def value(families: Families, sample: str, **labels: str) -> float:
 
 
 def counters(families: Families) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """Every counter and histogram sample: what must never go back."""
+    """Every counter and histogram sample of the executions: what must never go back. (A
+    worker's tracking counters are its process's: they come with its heartbeat row and
+    start again from 0 when it restarts, as Prometheus counters may.)"""
     return {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
         for family in families.values()
         if family.type in ("counter", "histogram")
         for sample in family.samples
+        if "worker" not in sample.labels
     }
 
 
@@ -184,6 +193,86 @@ def test_tasks_run_by_a_worker_are_counted_with_every_documented_name(worker):
     online = WorkerHeartbeat.objects.filter(stopped_at__isnull=True).count()
     assert value(families, "taskboard_workers_online") == online >= 1
     assert value(families, "taskboard_queue_workers_online", queue="celery") >= 1
+
+
+def heartbeat(worker) -> WorkerHeartbeat:
+    return WorkerHeartbeat.objects.get(hostname=worker.name)
+
+
+def test_the_heartbeat_carries_the_tracking_figures_of_every_process_of_the_worker(worker):
+    wait_until(lambda: WorkerHeartbeat.objects.filter(hostname=worker.name).exists(), 20)
+    written_before = heartbeat(worker).tracking.get("written", 0)
+    ids = run_tasks_on_the_worker()
+    # The pool processes wrote the final states: their figures reach the main process's
+    # heartbeat (through shared memory), the main process's own are added.
+
+    def settled() -> dict[str, Any] | None:
+        figures = heartbeat(worker).tracking
+        done = figures.get("written", 0) >= written_before + len(ids) and not figures["pending"]
+        return figures if done else None
+
+    figures = wait_until(settled, timeout=30, interval=0.2)
+    beat = heartbeat(worker)
+    assert figures["processes"] == 1 + (beat.concurrency or 0) == 3  # main + the pool's 2
+    assert figures["oldest_pending_seconds"] == 0  # nothing waits
+    assert figures["dropped"] == figures["spilled"] == figures["database_away"] == 0
+    assert {"retried", "replayed", "outages"} <= set(figures)
+    families = scrape()
+    labels = {"worker": worker.name}
+    for name, kind in (
+        ("taskboard_tracking_write_lag_seconds", "gauge"),
+        ("taskboard_tracking_pending_writes", "gauge"),
+        ("taskboard_tracking_dropped_writes", "counter"),
+        ("taskboard_tracking_spilled_writes", "counter"),
+    ):
+        assert families[name].type == kind
+        assert labels in [sample.labels for sample in families[name].samples], name
+    # The scrape reads the same heartbeat (a beat may have come since: still nothing waits).
+    assert value(families, "taskboard_tracking_pending_writes", **labels) == 0
+    assert value(families, "taskboard_tracking_write_lag_seconds", **labels) == 0
+    assert value(families, "taskboard_tracking_dropped_writes_total", **labels) == 0
+    assert value(families, "taskboard_tracking_spilled_writes_total", **labels) == 0
+
+
+def test_a_write_waiting_in_a_buffer_is_a_lag_on_the_scrape(db):
+    """This process as the worker: a write queued and not yet flushed, a beat, a scrape."""
+    lookup = ("task_id", "metrics-lag")
+    try:
+        buffer.put(Write(lookup, TaskState.STARTED, {}), delay=600.0)
+        wait_until(lambda: worker_figures()["oldest_pending_seconds"] > 0, timeout=5)
+        record(Beat("in-process@host", {"tracking": worker_figures()}))
+    finally:
+        buffer.take(lookup)
+    families = scrape()
+    labels = {"worker": "in-process@host"}
+    assert value(families, "taskboard_tracking_write_lag_seconds", **labels) > 0
+    assert value(families, "taskboard_tracking_pending_writes", **labels) >= 1
+
+
+def test_tracking_figures_are_exported_for_workers_online_or_just_stopped(db):
+    """Per worker: the last heartbeat's figures; a worker long gone is not exported, one that
+    stopped just now is (its last figures: what it spilled at shutdown)."""
+    now = timezone.now()
+    figures = {"pending": 3, "oldest_pending_seconds": 4.5, "dropped": 2, "spilled": 7}
+    WorkerHeartbeat.objects.create(hostname="busy@h", tracking=figures, last_seen=now)
+    WorkerHeartbeat.objects.create(
+        hostname="stopped@h", tracking={"spilled": 9}, last_seen=now, stopped_at=now
+    )
+    WorkerHeartbeat.objects.create(hostname="older@h", last_seen=now)  # no figures yet
+    WorkerHeartbeat.objects.create(
+        hostname="gone@h", tracking=figures, last_seen=now - timedelta(hours=1)
+    )
+    families = scrape()
+    busy, stopped, older = {"worker": "busy@h"}, {"worker": "stopped@h"}, {"worker": "older@h"}
+    assert value(families, "taskboard_tracking_write_lag_seconds", **busy) == 4.5
+    assert value(families, "taskboard_tracking_pending_writes", **busy) == 3
+    assert value(families, "taskboard_tracking_dropped_writes_total", **busy) == 2
+    assert value(families, "taskboard_tracking_spilled_writes_total", **busy) == 7
+    assert value(families, "taskboard_tracking_spilled_writes_total", **stopped) == 9
+    assert value(families, "taskboard_tracking_write_lag_seconds", **older) == 0
+    workers = {s.labels["worker"] for s in families["taskboard_tracking_pending_writes"].samples}
+    assert workers == {"busy@h", "stopped@h", "older@h"}
+    assert value(families, "taskboard_workers_online") == 2  # a stopped worker is not online
 
 
 def test_counters_never_go_back_across_prune_bulk_delete_admin_and_a_restart(worker, tmp_path):
