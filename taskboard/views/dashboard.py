@@ -255,16 +255,18 @@ def pulse(request: HtmxHttpRequest) -> HttpResponse:
     panel, and that request no query: a viewer known from an earlier pulse (viewer_known,
     views/polls.py) is answered 204 without loading the user. When the cache cannot say,
     every pulse refreshes the panels, as polls did."""
-    if viewer_known(request) and _pulse_state(request).unchanged:
+    state = _pulse_state(request) if viewer_known(request) else None
+    if state is not None and state.unchanged:
         return _polled(not_changed())
-    return _pulse_checked(request)
+    return _pulse_checked(request, state)
 
 
 @login_required
-def _pulse_checked(request: HtmxHttpRequest) -> HttpResponse:
-    """The pulse of a viewer whose user is loaded (and so remembered for the next ones)."""
+def _pulse_checked(request: HtmxHttpRequest, state: PulseState | None) -> HttpResponse:
+    """The pulse of a viewer whose user is loaded (and so remembered for the next ones);
+    state: as the fast path read it, if it did (an anonymous request reads nothing)."""
     viewer_remember(request)
-    state = _pulse_state(request)
+    state = state or _pulse_state(request)
     if state.unchanged:
         return _polled(not_changed())
     changed = (
