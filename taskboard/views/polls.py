@@ -10,7 +10,9 @@ in the last VIEWER_SECONDS is remembered in the shared cache by their session's 
 and a session that carries that hash is answered 204 without loading the user. A 204 says
 nothing but "unchanged"; anything with a body loads the user as every view does. Saving or
 deleting the user forgets them (a password change, a deactivation), and so does time: a
-change made behind the ORM's back (queryset.update) holds at most VIEWER_SECONDS."""
+change made behind the ORM's back (queryset.update) holds at most VIEWER_SECONDS. These
+reads share the change stamp's skip window (the same cache): once either found it frozen,
+neither asks it again for a few seconds."""
 
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.utils.crypto import constant_time_compare
 
-from taskboard.tracking.stamps import HEADER, stamp_current
+from taskboard.tracking.stamps import HEADER, cache_window, stamp_current
 from taskboard.views.htmx import HtmxHttpRequest
 
 
@@ -53,11 +55,12 @@ def viewer_known(request: HttpRequest) -> bool:
     theirs (same auth hash), from the session and the cache alone: no query."""
     user_id = request.session.get(SESSION_KEY)
     session_hash = request.session.get(HASH_SESSION_KEY)
-    if not user_id or not session_hash:
+    if not user_id or not session_hash or cache_window.skipping():
         return False
     try:
         remembered = cache.get(VIEWER_KEY.format(user_id))
     except Exception:  # the cache away: the full path decides
+        cache_window.failed("read")
         return False
     return isinstance(remembered, str) and constant_time_compare(remembered, session_hash)
 
@@ -65,10 +68,12 @@ def viewer_known(request: HttpRequest) -> bool:
 def viewer_remember(request: HttpRequest) -> None:
     """After request.user was loaded and found active: remember them (viewer_known)."""
     user = request.user
-    if not (user.is_authenticated and user.is_active):
+    if not (user.is_authenticated and user.is_active) or cache_window.skipping():
         return
-    with suppress(Exception):  # the cache away: no fast path for now, the poll is answered
+    try:
         cache.set(VIEWER_KEY.format(user.pk), user.get_session_auth_hash(), VIEWER_SECONDS)
+    except Exception:  # the cache away: no fast path for now, the poll is answered
+        cache_window.failed("written")
 
 
 def viewer_forget(sender: object, instance: Any, **kwargs: object) -> None:

@@ -233,6 +233,28 @@ def test_with_the_cache_unreadable_every_pulse_refreshes(ana, monkeypatch):
     assert answer.status_code == 200 and answer["HX-Trigger"] == "taskboard:changed"
 
 
+def test_a_failed_viewer_read_skips_the_cache_for_the_stamp_too(ana, monkeypatch):
+    """The viewer's and the stamp's reads share one skip window: a cache that failed the
+    first is not asked for the second (a frozen Redis would cost each its timeout)."""
+    client = client_for(ana)
+    stamp = settled_pulse(client)
+    asked: list[str] = []
+
+    def refused(key: str, *args: object, **kwargs: object) -> object:
+        asked.append(key)
+        raise ConnectionError("refused")
+
+    monkeypatch.setattr(cache, "get", refused)
+    try:
+        answer = pulse(client, stamp)
+        assert stamps.cache_window.skipping()
+    finally:
+        stamps.cache_window.close()
+    viewer = next(i for i, key in enumerate(asked) if key.endswith(polls.VIEWER_KEY.format(ana.pk)))
+    assert not [key for key in asked[viewer:] if key.endswith(stamps.KEY)], asked
+    assert answer.status_code == 200 and answer["HX-Trigger"] == "taskboard:changed"
+
+
 @pytest.mark.parametrize(
     ("url", "queries"),
     [
