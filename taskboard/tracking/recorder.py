@@ -933,8 +933,7 @@ class WriteBuffer:
                 exc_info=True,
             )
             return self._write_one_by_one(inserts, writes)
-        with self._cond:
-            self._counts["written"] += len(inserts) + len(writes)
+        self._count("written", len(inserts) + len(writes))
         self._came_back()
         _announce_all(changed, inserted=bool(inserts))
         return True
