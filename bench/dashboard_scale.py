@@ -427,31 +427,23 @@ def p95(values: list[float]) -> float:
     return ordered[max(0, round(0.95 * len(ordered)) - 1)]
 
 
-def measure(base: str, owner: str, n: int) -> list[Figure]:
+def measure(base: str, owner: str, n: int, *, in_process: bool = True) -> list[Figure]:
+    """Every request of requests_to_time through `base`; in_process: also its queries, bytes
+    and the app's own time, in this process (else only the HTTP figures)."""
     sessions = {"admin": logged_in(base, "admin"), owner: logged_in(base, owner)}
     figures = []
     for name, user, path, headers in requests_to_time(owner):
         times = time_one(sessions[user], base + path, headers, n)
-        queries, size, status, server = queries_of(user, path, headers)
+        queries, size, status, server = (
+            queries_of(user, path, headers) if in_process else NOT_COUNTED
+        )
         figures.append(
             Figure(name, statistics.median(times), p95(times), queries, size, status, server)
         )
     return figures
 
 
-def p95_through(base: str, owner: str, n: int) -> list[float]:
-    """The p95 of each request measure() times and of each idle poll, HTTP only (another
-    server: the same requests with connections kept)."""
-    sessions = {"admin": logged_in(base, "admin"), owner: logged_in(base, owner)}
-    seen = [
-        p95(time_one(sessions[user], base + path, headers, n))
-        for _, user, path, headers in requests_to_time(owner)
-    ]
-    for path, element in [PULSE, *DASHBOARD_POLLS[:3]]:
-        session = sessions["admin"]
-        stamp = stamp_in(session.get(base + path, headers=poll_headers(element, None)).content)
-        seen.append(p95(time_one(session, base + path, poll_headers(element, stamp), n)))
-    return seen
+NOT_COUNTED = (0, 0, 0, float("nan"))  # (queries, bytes, status, server ms) not measured
 
 
 # What an open dashboard polls every 5 s: (path, the element whose poll it is). The first
@@ -479,9 +471,10 @@ def stamp_in(body: bytes) -> str | None:
     return found.group(1).decode() if found else None
 
 
-def measure_idle_polls(base: str, n: int) -> list[Figure]:
+def measure_idle_polls(base: str, n: int, *, in_process: bool = True) -> list[Figure]:
     """A stamped panel's poll while nothing changes: time, bytes, queries (the stamp
-    read back from the panel's own render, as taskboard.js sends it)."""
+    read back from the panel's own render, as taskboard.js sends it); in_process: as in
+    measure()."""
     session = logged_in(base, "admin")
     figures = []
     for path, element in [PULSE, *DASHBOARD_POLLS[:3]]:
@@ -489,7 +482,9 @@ def measure_idle_polls(base: str, n: int) -> list[Figure]:
         headers = poll_headers(element, stamp)
         times = time_one(session, base + path, headers, n)
         settle = settled_poll(path, element)
-        queries, size, status, server = queries_of("admin", path, headers, settle=settle)
+        queries, size, status, server = (
+            queries_of("admin", path, headers, settle=settle) if in_process else NOT_COUNTED
+        )
         name = f"idle poll {element}"
         figures.append(
             Figure(name, statistics.median(times), p95(times), queries, size, status, server)
@@ -602,10 +597,12 @@ def main() -> None:
         results[n] += measure_idle_polls(base, args.requests)
         kept_port = free_port()
         kept_server = serve(args.database_url, kept_port, log, conn_max_age=60)
-        kept = p95_through(f"http://127.0.0.1:{kept_port}", users["owner"].username, args.requests)
+        kept_base = f"http://127.0.0.1:{kept_port}"
+        kept = measure(kept_base, users["owner"].username, args.requests, in_process=False)
+        kept += measure_idle_polls(kept_base, args.requests, in_process=False)
         os.killpg(kept_server.pid, signal.SIGTERM)
         kept_server.wait(10)
-        results[n] = [replace(f, kept=k) for f, k in zip(results[n], kept, strict=True)]
+        results[n] = [replace(f, kept=k.p95) for f, k in zip(results[n], kept, strict=True)]
         print_table(n, results[n])
         if args.load:
             for dashboards in (100, 250, 500, 750, 1000):
